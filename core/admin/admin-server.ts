@@ -1,0 +1,104 @@
+/**
+ * The admin API (CONTRACT §4), on its own listener, 127.0.0.1 by default. With `admin.token` set,
+ * every call needs `Authorization: Bearer TOKEN` (compared in constant time).
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { once } from "node:events";
+import type { AdminConfig } from "../config/schema.js";
+import { ConfigError, ErrorCodes, WeirError } from "../errors.js";
+import { newRequestId } from "../lifecycle/request-id.js";
+import type { WeirRuntime } from "../server/runtime.js";
+import { VERSION } from "../server/runtime.js";
+
+type Handler = (rt: WeirRuntime, req: IncomingMessage) => Promise<[number, unknown]> | [number, unknown];
+
+const routes: Record<string, Handler> = {
+  "GET /health": () => [200, { status: "ok" }],
+  "GET /status": (rt) => [200, {
+    version: VERSION,
+    generation: rt.generation.id,
+    startedAt: rt.startedAt.toISOString(),
+    configFile: rt.configFile,
+    listen: rt.addresses().listen,
+  }],
+  "GET /routes": (rt) => [200, rt.generation.routes.map((r) => ({
+    name: r.name, match: r.match, upstream: r.upstream.name, stripPrefix: r.stripPrefix, preserveHost: r.preserveHost,
+  }))],
+  "GET /upstreams": (rt) => {
+    const out: Record<string, unknown> = {};
+    for (const [name, u] of rt.generation.upstreams) {
+      out[name] = {
+        balance: u.balance,
+        targets: u.targets.map((t) => ({ url: t.url, healthy: t.healthy, ejected: t.ejected, inflight: t.inflight, weight: t.weight })),
+      };
+    }
+    return [200, out];
+  },
+  "POST /reload": async (rt) => {
+    try {
+      const gen = await rt.reload();
+      return [200, { generation: gen.id }];
+    } catch (err) {
+      if (err instanceof ConfigError) return [400, { errors: err.problems.map((p) => `${p.file}: ${p.path || "(root)"}: ${p.message}`) }];
+      throw err;
+    }
+  },
+};
+
+export class AdminServer {
+  readonly server: Server;
+  private tokenDigest: Buffer | null = null;
+
+  constructor(private readonly rt: WeirRuntime, private readonly config: AdminConfig) {
+    this.setToken(config.token);
+    this.server = createServer((req, res) => void this.handle(req, res));
+  }
+
+  setToken(token: string | undefined): void {
+    this.tokenDigest = token ? createHash("sha256").update(token).digest() : null;
+  }
+
+  async listen(): Promise<void> {
+    const port = this.config.port ?? 9901;
+    const host = this.config.host ?? "127.0.0.1";
+    this.server.listen(port, host);
+    try {
+      await Promise.race([once(this.server, "listening"), once(this.server, "error").then(([e]) => { throw e; })]);
+    } catch (err) {
+      throw new WeirError(ErrorCodes.LISTEN_FAILED, `cannot listen for the admin API on ${host}:${port}: ${(err as Error).message}`, 500, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => { this.server.close(() => r()); this.server.closeAllConnections(); });
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    if (!this.tokenDigest) return true;
+    const auth = req.headers.authorization ?? "";
+    const given = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+    // Hash both sides so the comparison takes the same time whatever the lengths.
+    return timingSafeEqual(createHash("sha256").update(given).digest(), this.tokenDigest);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = newRequestId();
+    const send = (status: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "x-request-id": requestId });
+      res.end(text);
+    };
+    try {
+      if (!this.authorized(req)) return send(401, { error: "missing or wrong admin token (Authorization: Bearer TOKEN)", code: ErrorCodes.UNAUTHORIZED, requestId });
+      const path = (req.url ?? "/").split("?")[0];
+      const handler = routes[`${req.method} ${path}`];
+      if (!handler) return send(404, { error: `no admin endpoint ${req.method} ${path}`, code: ErrorCodes.NOT_FOUND, requestId });
+      const [status, body] = await handler(this.rt, req);
+      send(status, body);
+    } catch (err) {
+      this.rt.log.error({ err }, "admin request failed");
+      send(500, { error: (err as Error).message, code: (err as WeirError).code ?? "WEIR_ERR_INTERNAL", requestId });
+    }
+  }
+}

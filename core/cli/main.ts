@@ -1,0 +1,92 @@
+/**
+ * The `weir` command line (CONTRACT §1): `start`, `validate` and, later, `plugin <verb>`.
+ * Returns the exit code instead of calling process.exit, so tests can call it in-process.
+ */
+import { parseArgs } from "node:util";
+import { checkConfig } from "../config/compile.js";
+import { loadConfigFile } from "../config/loader.js";
+import { ConfigError, formatProblem, WeirError } from "../errors.js";
+import { VERSION, WeirRuntime } from "../server/runtime.js";
+
+const USAGE = `Usage: weir <command> [options]
+
+Commands:
+  start     [-c FILE]   start the proxy (default config: ./weir.yaml)
+  validate  -c FILE     check a config file; prints "ok" or one line per problem
+
+Options:
+  -c, --config FILE     the config file (YAML or JSON)
+  -h, --help            show this help
+  -v, --version         print the version
+`;
+
+export async function main(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" }, version: { type: "boolean", short: "v" } },
+    });
+  } catch (e) {
+    err.write(`weir: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) { out.write(`weir ${VERSION}\n`); return 0; }
+  const [command, ...rest] = positionals;
+  if (values.help || command === "help" || command === undefined) {
+    (command === undefined && !values.help ? err : out).write(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  if (rest.length) { err.write(`weir: unexpected argument "${rest[0]}"\n\n${USAGE}`); return 2; }
+  const file = values.config ?? "weir.yaml";
+
+  switch (command) {
+    case "validate":
+      return validate(file, out, err);
+    case "start":
+      return start(file, out, err);
+    default:
+      err.write(`weir: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+function validate(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
+  try {
+    const config = loadConfigFile(file);
+    const problems = checkConfig(config, file);
+    if (problems.length) throw new ConfigError(problems);
+    out.write("ok\n");
+    return 0;
+  } catch (e) {
+    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p) + "\n"); return 1; }
+    throw e;
+  }
+}
+
+async function start(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  let rt: WeirRuntime;
+  try {
+    rt = await WeirRuntime.start({ configFile: file });
+  } catch (e) {
+    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p) + "\n"); return 1; }
+    if (e instanceof WeirError) { err.write(`weir: ${e.message} [${e.code}]\n`); return 1; }
+    throw e;
+  }
+  const { listen, admin } = rt.addresses();
+  for (const url of listen) out.write(`weir: listening on ${url}\n`);
+  if (admin) out.write(`weir: admin API on ${admin}\n`);
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      out.write(`weir: ${signal} received, finishing in-flight requests\n`);
+      rt.stop().then(() => { out.write("weir: stopped\n"); resolveExit(0); }, (e) => { err.write(`weir: ${e}\n`); resolveExit(1); });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}

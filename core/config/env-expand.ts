@@ -1,0 +1,36 @@
+/**
+ * Expands `${VAR}` and `${VAR:-default}` in every string of a parsed config tree. We expand after
+ * parsing, not in the raw text, so an environment value can never inject YAML structure. A string
+ * that was only a reference and expands to a number or boolean becomes one (`port: ${PORT:-8080}`).
+ */
+const ref = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/;
+
+export interface ExpandProblem { path: string; message: string }
+
+export function expandEnv(tree: unknown, env: NodeJS.ProcessEnv, problems: ExpandProblem[], path = ""): unknown {
+  if (typeof tree === "string") {
+    if (!tree.includes("${")) return tree;
+    const isWhole = whole.test(tree);
+    const out = tree.replace(ref, (_m, name: string, def: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== "") return v;
+      if (def !== undefined) return def;
+      problems.push({ path, message: `environment variable ${name} is not set (write \${${name}:-default} to give a default)` });
+      return "";
+    });
+    if (isWhole) {
+      if (/^-?[0-9]+(\.[0-9]+)?$/.test(out)) return Number(out);
+      if (out === "true") return true;
+      if (out === "false") return false;
+    }
+    return out;
+  }
+  if (Array.isArray(tree)) return tree.map((v, i) => expandEnv(v, env, problems, `${path}[${i}]`));
+  if (tree && typeof tree === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(tree)) out[k] = expandEnv(v, env, problems, path ? `${path}.${k}` : k);
+    return out;
+  }
+  return tree;
+}

@@ -1,0 +1,128 @@
+/**
+ * Reads a config file (YAML or JSON, same schema), expands `${VAR}` references and validates it,
+ * reporting every problem as `FILE: path.to.key: message`. Semantic checks that need the whole
+ * config (an upstream a route names, a target URL) happen in compile.ts, in the same format.
+ */
+import { readFileSync } from "node:fs";
+import { Ajv, type ErrorObject } from "ajv";
+import { parseDocument } from "yaml";
+import { ConfigError, type ConfigProblem } from "../errors.js";
+import { expandEnv } from "./env-expand.js";
+import { configSchema, type WeirConfig } from "./schema.js";
+
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: false });
+const validate = ajv.compile<WeirConfig>(configSchema);
+
+/** Reads and validates a config file; throws ConfigError listing every problem. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): WeirConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError([{ file, path: "", message: `cannot read the config file: ${(err as Error).message}` }]);
+  }
+  return parseConfigText(text, file, env);
+}
+
+/** Parses and validates config text; `file` is used in messages and to pick JSON or YAML. */
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): WeirConfig {
+  let raw: unknown;
+  if (file.endsWith(".json")) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([{ file, path: "", message: `invalid JSON: ${(err as Error).message}` }]);
+    }
+  } else {
+    const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+    if (doc.errors.length) {
+      throw new ConfigError(doc.errors.map((e) => ({ file, path: "", message: `invalid YAML: ${e.message.split("\n")[0]}` })));
+    }
+    raw = doc.toJS();
+  }
+  if (raw === null || raw === undefined) raw = {};
+  const problems: ConfigProblem[] = [];
+  const envProblems: { path: string; message: string }[] = [];
+  const expanded = expandEnv(raw, env, envProblems);
+  for (const p of envProblems) problems.push({ file, ...p });
+  if (!validate(expanded)) problems.push(...schemaProblems(validate.errors ?? [], file));
+  if (problems.length) throw new ConfigError(problems);
+  return expanded as WeirConfig;
+}
+
+/** "/routes/0/match/path" -> "routes[0].match.path" */
+function keyPath(pointer: string): string {
+  let out = "";
+  for (const part of pointer.split("/").slice(1)) {
+    const seg = part.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (/^[0-9]+$/.test(seg)) out += `[${seg}]`;
+    else out += out ? `.${seg}` : seg;
+  }
+  return out;
+}
+
+function schemaProblems(errors: ErrorObject[], file: string): ConfigProblem[] {
+  // An anyOf failure is reported once, with its description, instead of one line per branch.
+  const anyOfPaths = errors.filter((e) => e.keyword === "anyOf").map((e) => e.schemaPath + "/");
+  const seen = new Set<string>();
+  const out: ConfigProblem[] = [];
+  for (const e of errors) {
+    if (anyOfPaths.some((p) => e.schemaPath.startsWith(p))) continue;
+    let path = keyPath(e.instancePath);
+    let message: string;
+    switch (e.keyword) {
+      case "anyOf":
+        message = `must be ${(e.parentSchema as { description?: string })?.description ?? "one of the allowed forms"}`;
+        break;
+      case "additionalProperties": {
+        const key = (e.params as { additionalProperty: string }).additionalProperty;
+        const known = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {});
+        path = path ? `${path}.${key}` : key;
+        const near = known.find((k) => similar(k, key));
+        message = `unknown key${near ? ` (did you mean "${near}"?)` : ""}; expected one of: ${known.join(", ")}`;
+        break;
+      }
+      case "required":
+        path = (path ? path + "." : "") + (e.params as { missingProperty: string }).missingProperty;
+        message = "is required";
+        break;
+      case "enum":
+        message = `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues).map(String).join(", ")}`;
+        break;
+      case "pattern":
+        message = patternMessage(path, e);
+        break;
+      case "propertyNames":
+        message = "names may use only letters, digits, '.', '_' and '-'";
+        break;
+      default:
+        message = e.message ?? "is invalid";
+    }
+    const line = `${path}\u0000${message}`;
+    if (e.keyword === "pattern" && errors.some((o) => o.keyword === "propertyNames" && e.instancePath.startsWith(o.instancePath))) continue;
+    if (seen.has(line)) continue;
+    seen.add(line);
+    out.push({ file, path, message });
+  }
+  return out;
+}
+
+function patternMessage(path: string, e: ErrorObject): string {
+  if (path.endsWith("hashOn")) return 'must be "header:NAME", "cookie:NAME", "ip" or "path"';
+  if (path.endsWith(".path")) return 'must start with "/"';
+  if (path.endsWith("redis")) return 'must be a redis:// or rediss:// URL';
+  if (path.endsWith("methods") || /methods\[\d+\]$/.test(path)) return "must be an upper-case HTTP method such as GET";
+  return `must match ${(e.params as { pattern: string }).pattern}`;
+}
+
+/** Edit distance of at most 2, for "did you mean". */
+function similar(a: string, b: string): boolean {
+  a = a.toLowerCase(); b = b.toLowerCase();
+  if (Math.abs(a.length - b.length) > 2) return false;
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length]![b.length]! <= 2;
+}

@@ -1,0 +1,63 @@
+/**
+ * The one catalogue of Weir's error codes. Every error that reaches a user (a CLI line, a JSON body,
+ * a log line) carries one of these stable codes; messages say what to do about it.
+ * Errors that cross a process or isolate boundary are data, so callers brand by `code`, never by
+ * `instanceof`.
+ */
+export const ErrorCodes = {
+  CONFIG_READ: "WEIR_ERR_CONFIG_READ",
+  CONFIG_PARSE: "WEIR_ERR_CONFIG_PARSE",
+  CONFIG_INVALID: "WEIR_ERR_CONFIG_INVALID",
+  NO_ROUTE: "WEIR_ERR_NO_ROUTE",
+  BAD_REQUEST: "WEIR_ERR_BAD_REQUEST",
+  METHOD_NOT_ALLOWED: "WEIR_ERR_METHOD_NOT_ALLOWED",
+  BODY_TOO_LARGE: "WEIR_ERR_BODY_TOO_LARGE",
+  HEADERS_TOO_LARGE: "WEIR_ERR_HEADERS_TOO_LARGE",
+  REQUEST_TIMEOUT: "WEIR_ERR_REQUEST_TIMEOUT",
+  PLUGIN_FAILED: "WEIR_ERR_PLUGIN_FAILED",
+  UPSTREAM_UNREACHABLE: "WEIR_ERR_UPSTREAM_UNREACHABLE",
+  UPSTREAM_RESET: "WEIR_ERR_UPSTREAM_RESET",
+  UPSTREAM_BAD_RESPONSE: "WEIR_ERR_UPSTREAM_BAD_RESPONSE",
+  UPSTREAM_TIMEOUT: "WEIR_ERR_UPSTREAM_TIMEOUT",
+  NO_HEALTHY_TARGET: "WEIR_ERR_NO_HEALTHY_TARGET",
+  UPSTREAM_OVERLOADED: "WEIR_ERR_UPSTREAM_OVERLOADED",
+  SHUTTING_DOWN: "WEIR_ERR_SHUTTING_DOWN",
+  LISTEN_FAILED: "WEIR_ERR_LISTEN_FAILED",
+  UNAUTHORIZED: "WEIR_ERR_UNAUTHORIZED",
+  NOT_FOUND: "WEIR_ERR_NOT_FOUND",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** An error with a stable code, and optionally the HTTP status Weir answers with for it. */
+export class WeirError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode, message: string, status = 500, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "WeirError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** One problem found in a config file, reported as `FILE: path.to.key: message`. */
+export interface ConfigProblem {
+  file: string;
+  path: string;
+  message: string;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}: ${p.path || "(root)"}: ${p.message}`;
+}
+
+/** Thrown when a config cannot be used; `problems` lists every issue found, not just the first. */
+export class ConfigError extends WeirError {
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[]) {
+    super(ErrorCodes.CONFIG_INVALID, problems.map(formatProblem).join("\n"), 400);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Responses Weir makes itself (CONTRACT §3): always a JSON body `{error, code, requestId}` and the
+ * `X-Request-Id` header, whether written through a ServerResponse or, when node:http has no
+ * response object (a parse error, an upgrade), as raw bytes on the socket.
+ */
+import { STATUS_CODES, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import type { ErrorCode } from "../errors.js";
+
+function body(message: string, code: ErrorCode, requestId: string): string {
+  return JSON.stringify({ error: message, code, requestId });
+}
+
+/**
+ * Answers on a ServerResponse. `close` asks for the connection to be closed afterwards (a request
+ * body we did not read, a client we no longer trust to frame its requests).
+ */
+export function replyError(res: ServerResponse, status: number, code: ErrorCode, message: string, requestId: string, close = false, extra?: Record<string, string>): void {
+  if (res.headersSent || res.destroyed) { res.destroy(); return; }
+  const text = body(message, code, requestId);
+  if (close) res.shouldKeepAlive = false;
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+    "x-request-id": requestId,
+    ...(close ? { connection: "close" } : {}),
+    ...extra,
+  });
+  res.end(text);
+}
+
+/** Answers with raw bytes on a socket that has no ServerResponse, then closes it. */
+export function replyErrorRaw(socket: Duplex, status: number, code: ErrorCode, message: string, requestId: string): void {
+  if (!socket.writable) { socket.destroy(); return; }
+  const text = body(message, code, requestId);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
+      "content-type: application/json; charset=utf-8\r\n" +
+      `content-length: ${Buffer.byteLength(text)}\r\n` +
+      `x-request-id: ${requestId}\r\n` +
+      "connection: close\r\n\r\n" +
+      text,
+  );
+  // A client that does not read its answer must not hold the socket open.
+  socket.once("finish", () => setTimeout(() => socket.destroy(), 1000).unref());
+}

@@ -1,0 +1,124 @@
+/**
+ * The request's way from the listener to a chosen target, shared by plain requests and WebSocket
+ * upgrades: hygiene (refuse what proxies and upstreams could read differently), path
+ * normalisation, routing, target choice and the headers to forward. Nothing here contacts an
+ * upstream; a request refused here never reaches one.
+ */
+import type { IncomingMessage } from "node:http";
+import { ErrorCodes, type ErrorCode } from "../errors.js";
+import type { CompiledRoute, Generation } from "../config/generation.js";
+import { unmapIPv4 } from "../net/client-address.js";
+import { normalizePath, PathRejection } from "../router/normalize-path.js";
+import type { Params } from "../router/path-pattern.js";
+import type { PickContext } from "../upstream/balancers/balancer.js";
+import type { Target } from "../upstream/target.js";
+import { scanInboundHeaders, type InboundHeaders } from "./inbound-headers.js";
+import { acceptRequestId } from "./request-id.js";
+
+export interface Rejection {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  requestId: string;
+  /** Close the client connection after answering (its framing can no longer be trusted). */
+  close: boolean;
+}
+
+/** Everything the forwarding step needs; one per request. */
+export class ProxyRequest implements PickContext {
+  target: Target | null = null;
+  private ip: string | undefined;
+
+  constructor(
+    readonly gen: Generation,
+    readonly req: IncomingMessage,
+    readonly requestId: string,
+    readonly route: CompiledRoute,
+    readonly params: Params,
+    /** The canonical path that was matched. */
+    readonly path: string,
+    /** Path and query sent upstream (after stripPrefix). */
+    readonly upstreamPath: string,
+    readonly inbound: InboundHeaders,
+    readonly peer: string,
+    readonly tls: boolean,
+    readonly startedAt: number,
+  ) {}
+
+  /** The client address Weir trusts (see TrustedProxies). */
+  get clientIp(): string {
+    return (this.ip ??= this.gen.trustedProxies.clientIp(this.peer, this.inbound.forwardedFor));
+  }
+
+  header(name: string): string | undefined {
+    const v = this.req.headers[name];
+    return Array.isArray(v) ? v.join(", ") : v;
+  }
+
+  /** Headers for the upstream: the client's minus hop-by-hop, plus Host and X-Forwarded-*. */
+  upstreamHeaders(target: Target): string[] {
+    const h = this.inbound;
+    const out = h.forward;
+    const trusted = this.gen.trustedProxies.has(this.peer);
+    out.push("host", this.route.preserveHost && h.host !== undefined ? h.host : target.host);
+    out.push("x-forwarded-for", trusted && h.forwardedFor !== undefined ? `${h.forwardedFor}, ${this.peer}` : this.peer);
+    out.push("x-forwarded-proto", trusted && h.forwardedProto !== undefined ? h.forwardedProto : this.tls ? "https" : "http");
+    out.push("x-forwarded-host", trusted && h.forwardedHost !== undefined ? h.forwardedHost : (h.host ?? ""));
+    out.push("x-request-id", this.requestId);
+    return out;
+  }
+}
+
+function reject(status: number, code: ErrorCode, message: string, requestId: string, close = false): Rejection {
+  return { status, code, message, requestId, close };
+}
+
+export function prepareRequest(gen: Generation, req: IncomingMessage, tls: boolean): ProxyRequest | Rejection {
+  const startedAt = performance.now();
+  const inbound = scanInboundHeaders(req.rawHeaders);
+  const requestId = acceptRequestId(inbound.requestId);
+  const method = req.method!;
+
+  if (method === "TRACE" || method === "CONNECT")
+    return reject(405, ErrorCodes.METHOD_NOT_ALLOWED, `${method} is not allowed`, requestId, true);
+  if (inbound.problem !== null) return reject(400, ErrorCodes.BAD_REQUEST, inbound.problem, requestId, true);
+  if (inbound.host === undefined && req.httpVersionMinor === 1) return reject(400, ErrorCodes.BAD_REQUEST, "missing Host header", requestId, true);
+
+  let target = req.url!;
+  if (target.charCodeAt(0) !== 47) {
+    // absolute-form (RFC 9112 §3.2.2): its authority must agree with Host, or two parties could
+    // route the same request differently.
+    const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
+    if (!m) return reject(400, ErrorCodes.BAD_REQUEST, "the request target must be a path or an absolute http(s) URL", requestId, true);
+    if (inbound.host === undefined || m[1]!.toLowerCase() !== inbound.host.toLowerCase())
+      return reject(400, ErrorCodes.BAD_REQUEST, "the absolute URL's authority differs from the Host header", requestId, true);
+    target = m[2] || "/";
+    if (target.charCodeAt(0) !== 47) target = "/" + target;
+  }
+
+  const q = target.indexOf("?");
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? "" : target.slice(q);
+  const path = normalizePath(rawPath);
+  if (path instanceof PathRejection) return reject(400, ErrorCodes.BAD_REQUEST, path.message, requestId);
+
+  const hostHeader = inbound.host ?? "";
+  const colon = hostHeader.lastIndexOf(":");
+  const host = (colon > 0 && hostHeader.indexOf("]", colon) < 0 ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
+  const match = gen.router.find(method, host, path, (name) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v.join(", ") : v;
+  });
+  if (match === null) return reject(404, ErrorCodes.NO_ROUTE, `no route matches ${method} ${path}`, requestId);
+
+  const { route } = match;
+  if (inbound.contentLength > gen.limits.maxBodyBytes)
+    return reject(413, ErrorCodes.BODY_TOO_LARGE, `the request body is larger than ${gen.limits.maxBodyBytes} bytes`, requestId, true);
+
+  let upstreamPath = path;
+  if (route.stripPrefix && match.matchedLength > 0) upstreamPath = path.slice(match.matchedLength) || "/";
+  if (upstreamPath.charCodeAt(0) !== 47) upstreamPath = "/" + upstreamPath;
+
+  return new ProxyRequest(gen, req, requestId, route, match.params, path, upstreamPath + query, inbound,
+    unmapIPv4(req.socket.remoteAddress ?? ""), tls, startedAt);
+}

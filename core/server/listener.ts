@@ -1,0 +1,67 @@
+/**
+ * The listeners: one node:http (or https) server per `listen` entry, wired to the lifecycle.
+ * node:http parses; we decide what every malformed or slow request gets (CONTRACT §3), always as
+ * JSON with a request id.
+ */
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Duplex } from "node:stream";
+import type { ListenConfig } from "../config/schema.js";
+import type { Limits } from "../config/generation.js";
+import { ErrorCodes } from "../errors.js";
+import { createRequestHandler, type LifecycleHost } from "../lifecycle/handle-request.js";
+import { replyErrorRaw } from "../lifecycle/local-reply.js";
+import { newRequestId } from "../lifecycle/request-id.js";
+import { createUpgradeHandler } from "../upstream/websocket.js";
+
+export function createListener(spec: ListenConfig, limits: Limits, host: LifecycleHost): Server {
+  const tls = spec.tls !== undefined;
+  const options = {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // node:http checks request and header timeouts only this often (30 s by default), which would
+    // let a slow client hold a socket far past `limits.requestTimeout`.
+    connectionsCheckingInterval: 1000,
+    requireHostHeader: false, // we answer a missing Host ourselves, with JSON
+  };
+  const server: Server = tls
+    ? (createHttpsServer({ ...options, cert: readFileSync(spec.tls!.cert), key: readFileSync(spec.tls!.key) }) as unknown as Server)
+    : createHttpServer(options);
+  server.on("request", createRequestHandler(host, tls));
+  server.on("upgrade", createUpgradeHandler(host, tls));
+  server.on("connect", (_req, socket: Duplex) => {
+    replyErrorRaw(socket, 405, ErrorCodes.METHOD_NOT_ALLOWED, "CONNECT is not allowed", newRequestId());
+  });
+  server.on("clientError", onClientError);
+  return server;
+}
+
+/** Applies the limits of a new generation to a running listener. */
+export function applyLimits(server: Server, limits: Limits): void {
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  (server as unknown as { maxHeaderSize: number }).maxHeaderSize = limits.maxHeaderBytes;
+}
+
+/** What node:http could not parse or waited too long for. */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const inFlight = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const id = newRequestId();
+  switch (err.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return replyErrorRaw(socket, 431, ErrorCodes.HEADERS_TOO_LARGE, "the request headers are too large", id);
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+    case "HPE_HEADERS_TIMEOUT":
+      return replyErrorRaw(socket, 408, ErrorCodes.REQUEST_TIMEOUT, "the request was not received in time", id);
+    default:
+      return replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, `malformed request (${err.code ?? "parse error"})`, id);
+  }
+}

@@ -1,0 +1,14 @@
+/** Balancers by their config name (`upstreams.NAME.balance`). */
+import type { BalanceName } from "../../config/schema.js";
+import type { BalancerFactory } from "./balancer.js";
+import { roundRobin } from "./round-robin.js";
+
+export const balancers: Partial<Record<BalanceName, BalancerFactory>> = {
+  "round-robin": roundRobin,
+};
+
+export function balancerFactory(name: BalanceName): BalancerFactory {
+  const f = balancers[name];
+  if (!f) throw new Error(`unknown balancer "${name}"; valid ones are: ${Object.keys(balancers).join(", ")}`);
+  return f;
+}

@@ -1,0 +1,124 @@
+/**
+ * The undici dispatch handler that streams one upstream response to the client.
+ *
+ * We use undici's raw handler interface (onConnect/onHeaders/onData/onComplete/onError) because
+ * it hands us the raw header buffers without building objects; measured here `dispatch` is ~1.3x
+ * `request`. (undici 7 marks these names deprecated in favour of onRequestStart &c., which wrap
+ * the same calls in an adapter that parses headers; we switch when the raw path goes away.)
+ * Backpressure: onData returns false when the client socket is full, undici pauses reading the
+ * upstream until we call `resume` on the client's 'drain'.
+ */
+import type { ServerResponse } from "node:http";
+import { ErrorCodes } from "../errors.js";
+import { replyError } from "../lifecycle/local-reply.js";
+import { HOP_BY_HOP, connectionListed, removeNamed } from "../lifecycle/hop-by-hop.js";
+import { faultOf } from "./fault-status.js";
+
+export interface ProxyHandlerHooks {
+  /** Called once when the exchange is over, whatever the outcome. */
+  done(status: number, error: unknown): void;
+}
+
+export class BodyTooLargeError extends Error {
+  readonly code = "WEIR_BODY_TOO_LARGE";
+}
+
+export class ProxyHandler {
+  private abortFn: ((err?: Error) => void) | null = null;
+  private resumeFn: (() => void) | null = null;
+  private finished = false;
+  private pendingAbort: Error | null = null;
+  status = 0;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly requestId: string,
+    private readonly hooks: ProxyHandlerHooks,
+  ) {
+    res.once("close", this.onClientClose);
+  }
+
+  /** Aborts the upstream exchange (client gone, body too large). */
+  abort(err: Error): void {
+    if (this.abortFn) this.abortFn(err);
+    else this.pendingAbort = err;
+  }
+
+  private readonly onClientClose = (): void => {
+    if (!this.finished) this.abort(new Error("the client closed the connection"));
+  };
+
+  private readonly onDrain = (): void => {
+    this.resumeFn?.();
+  };
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort;
+    if (this.pendingAbort) abort(this.pendingAbort);
+    else if (this.res.destroyed) abort(new Error("the client closed the connection"));
+  }
+
+  onResponseStarted(): void {}
+
+  onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 100/102/103 are not forwarded
+    this.status = statusCode;
+    this.resumeFn = resume;
+    let out: string[] = [];
+    let listed: Set<string> | null = null;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString("latin1");
+      const value = raw[i + 1]!.toString("latin1");
+      if (name.length <= 17) {
+        const lower = name.toLowerCase();
+        if (HOP_BY_HOP.has(lower)) {
+          if (lower === "connection") connectionListed(value, (listed ??= new Set()));
+          continue;
+        }
+        if (lower === "x-request-id") continue;
+      }
+      out.push(name, value);
+    }
+    if (listed !== null && listed.size) out = removeNamed(out, listed);
+    out.push("x-request-id", this.requestId);
+    this.res.writeHead(statusCode, out);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once("drain", this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.finished = true;
+    this.res.end();
+    this.hooks.done(this.status, null);
+  }
+
+  onError(err: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    const res = this.res;
+    if (res.destroyed) {
+      this.hooks.done(499, err);
+      return;
+    }
+    if (res.headersSent) {
+      // The status line went out: the only honest signal left is to cut the connection, so the
+      // client does not take a truncated body for a complete one.
+      res.destroy(err);
+      this.hooks.done(this.status, err);
+      return;
+    }
+    if (err instanceof BodyTooLargeError) {
+      replyError(res, 413, ErrorCodes.BODY_TOO_LARGE, err.message, this.requestId, true);
+      this.hooks.done(413, err);
+      return;
+    }
+    const fault = faultOf(err);
+    replyError(res, fault.status, fault.code, fault.message, this.requestId, !res.req.complete);
+    this.hooks.done(fault.status, err);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * WebSocket upgrades (RFC 6455 §4): the request is prepared like any other (hygiene, route,
+ * target), then undici performs the upgrade on the target. We check that the upstream really
+ * switched protocols with the right `Sec-WebSocket-Accept` before telling the client so; otherwise
+ * the client gets a 502. After the 101 both sockets are piped to each other.
+ * Other upgrades (h2c, which can smuggle requests past a proxy's rules) are refused.
+ */
+import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { ErrorCodes } from "../errors.js";
+import type { LifecycleHost } from "../lifecycle/handle-request.js";
+import { replyErrorRaw } from "../lifecycle/local-reply.js";
+import { prepareRequest, ProxyRequest } from "../lifecycle/prepare-request.js";
+import { newRequestId } from "../lifecycle/request-id.js";
+import { faultOf } from "./fault-status.js";
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+export function createUpgradeHandler(host: LifecycleHost, tls: boolean) {
+  return function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const protocol = String(req.headers.upgrade ?? "").toLowerCase();
+    if (protocol !== "websocket") {
+      replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, `upgrading to "${protocol}" is not supported; only WebSocket upgrades are proxied`, newRequestId());
+      return;
+    }
+    const gen = host.generation;
+    host.requestStarted(gen);
+    const pr = prepareRequest(gen, req, tls);
+    if (!(pr instanceof ProxyRequest)) {
+      replyErrorRaw(socket, pr.status, pr.code, pr.message, pr.requestId);
+      host.requestFinished(gen, null, pr.status, null);
+      return;
+    }
+    const key = req.headers["sec-websocket-key"];
+    if (req.method !== "GET" || typeof key !== "string" || key.length === 0) {
+      replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, "a WebSocket upgrade must be a GET with Sec-WebSocket-Key", pr.requestId);
+      host.requestFinished(gen, pr, 400, null);
+      return;
+    }
+    const target = pr.route.upstream.pick(pr);
+    if (target === null) {
+      replyErrorRaw(socket, 503, ErrorCodes.NO_HEALTHY_TARGET, `no healthy target in upstream "${pr.route.upstream.name}"`, pr.requestId);
+      host.requestFinished(gen, pr, 503, null);
+      return;
+    }
+    pr.target = target;
+    target.inflight++;
+    let finished = false;
+    const finish = (status: number, err: unknown) => {
+      if (finished) return;
+      finished = true;
+      target.inflight--;
+      host.requestFinished(gen, pr, status, err);
+    };
+    target.pool.upgrade({ path: pr.upstreamPath, method: "GET", headers: pr.upstreamHeaders(target), protocol: "websocket" }).then(
+      ({ headers, socket: upstream }) => {
+        const expected = createHash("sha1").update(key + GUID).digest("base64");
+        if (headers["sec-websocket-accept"] !== expected) {
+          upstream.destroy();
+          replyErrorRaw(socket, 502, ErrorCodes.UPSTREAM_BAD_RESPONSE, "the upstream answered the WebSocket upgrade with a wrong Sec-WebSocket-Accept", pr.requestId);
+          finish(502, null);
+          return;
+        }
+        if (socket.destroyed) { upstream.destroy(); finish(499, null); return; }
+        let lines = "HTTP/1.1 101 Switching Protocols\r\n";
+        for (const [name, value] of Object.entries(headers)) {
+          if (name === "x-request-id") continue;
+          for (const v of Array.isArray(value) ? value : [value]) lines += `${name}: ${v}\r\n`;
+        }
+        socket.write(lines + `x-request-id: ${pr.requestId}\r\n\r\n`);
+        if (head.length) upstream.write(head);
+        const close = () => { socket.destroy(); upstream.destroy(); finish(101, null); };
+        upstream.on("error", close).on("close", close);
+        socket.on("close", close);
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+      },
+      (err: unknown) => {
+        const fault = faultOf(err);
+        replyErrorRaw(socket, fault.status, fault.code, fault.message, pr.requestId);
+        finish(fault.status, err);
+      },
+    );
+  };
+}

@@ -78,7 +78,11 @@ export function createUpgradeHandler(host: LifecycleHost, tls: boolean) {
         upstream.pipe(socket);
       },
       (err: unknown) => {
-        const fault = faultOf(err);
+        // undici reports an upstream that answered without switching protocols (a 200, a 404) as a
+        // SocketError "bad upgrade" (api-upgrade.js onHeaders), which would read as a reset.
+        const fault = (err as Error | null)?.message === "bad upgrade"
+          ? { status: 502, code: ErrorCodes.UPSTREAM_BAD_RESPONSE, message: "the upstream answered the WebSocket upgrade without switching protocols" }
+          : faultOf(err);
         replyErrorRaw(socket, fault.status, fault.code, fault.message, pr.requestId);
         finish(fault.status, err);
       },

@@ -31,12 +31,16 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError([{ file, path: "", message: `invalid JSON: ${(err as Error).message}` }]);
+      throw new ConfigError([{ file, path: "", message: `invalid JSON: ${withLineOf(text, (err as Error).message)}` }]);
     }
   } else {
     const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
     if (doc.errors.length) {
-      throw new ConfigError(doc.errors.map((e) => ({ file, path: "", message: `invalid YAML: ${e.message.split("\n")[0]}` })));
+      // After the first syntax error the parser mostly reports its echoes (one broken flow map gave
+      // twenty lines), so we show that one, plus duplicate keys, which are independent mistakes.
+      const first = doc.errors.find((e) => e.code !== "DUPLICATE_KEY");
+      const shown = doc.errors.filter((e) => e.code === "DUPLICATE_KEY" || e === first);
+      throw new ConfigError(shown.map((e) => ({ file, path: "", message: `invalid YAML: ${e.message.split("\n")[0]!.replace(/:$/, "")}${yamlHint(text, e.linePos?.[0]?.line)}` })));
     }
     raw = doc.toJS();
   }
@@ -45,9 +49,26 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   const envProblems: { path: string; message: string }[] = [];
   const expanded = expandEnv(raw, env, envProblems);
   for (const p of envProblems) problems.push({ file, ...p });
-  if (!validate(expanded)) problems.push(...schemaProblems(validate.errors ?? [], file));
+  // A missing variable expands to "", which the schema would then also refuse: one line is enough.
+  const unset = new Set(envProblems.map((p) => p.path));
+  if (!validate(expanded)) problems.push(...schemaProblems(validate.errors ?? [], file).filter((p) => !unset.has(p.path)));
   if (problems.length) throw new ConfigError(problems);
   return expanded as WeirConfig;
+}
+
+/** `${VAR}` is plain text in block style but breaks a flow map or list (`{ port: ${PORT} }`). */
+function yamlHint(text: string, line: number | undefined): string {
+  const source = line === undefined ? undefined : text.split("\n")[line - 1];
+  return source?.includes("${") ? ' (inside { } or [ ], put a ${VAR} reference in quotes: "${VAR}")' : "";
+}
+
+/** V8 names a JSON error's offset ("at position 22"); people look for a line and a column. */
+function withLineOf(text: string, message: string): string {
+  const m = /at position (\d+)/.exec(message);
+  if (!m || /line \d+/.test(message)) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split("\n").length;
+  return `${message} (line ${line}, column ${before.length - before.lastIndexOf("\n")})`;
 }
 
 /** "/routes/0/match/path" -> "routes[0].match.path" */
@@ -61,13 +82,39 @@ function keyPath(pointer: string): string {
   return out;
 }
 
+/** The JSON type of a value as a schema's `type` names it ("object", "array", "string", ...). */
+function jsonType(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+}
+
+/**
+ * For a failed anyOf whose value is an object or a list: the one branch that takes that shape, or
+ * -1. Its own errors name the exact key (`listen.port`, `admin.tokn` with "did you mean"), which
+ * says more than the anyOf's one-line description.
+ */
+function structuralBranch(e: ErrorObject): number {
+  const type = jsonType(e.data);
+  if (type !== "object" && type !== "array") return -1;
+  const branches = (e.schema ?? []) as { type?: unknown; const?: unknown }[];
+  const claims = branches.map((b) => (typeof b.type === "string" ? b.type : "const" in b ? jsonType(b.const) : null) === type);
+  return claims.filter(Boolean).length === 1 ? claims.indexOf(true) : -1;
+}
+
+function under(e: ErrorObject, schemaPrefix: string, instancePath: string): boolean {
+  return e.schemaPath.startsWith(schemaPrefix) && (e.instancePath === instancePath || e.instancePath.startsWith(instancePath + "/"));
+}
+
 function schemaProblems(errors: ErrorObject[], file: string): ConfigProblem[] {
-  // An anyOf failure is reported once, with its description, instead of one line per branch.
-  const anyOfPaths = errors.filter((e) => e.keyword === "anyOf").map((e) => e.schemaPath + "/");
+  // An anyOf failure is reported once, with its description, instead of one line per branch;
+  // unless the value is an object or list that only one branch accepts, then by that branch's errors.
+  const anyOfs = errors.filter((e) => e.keyword === "anyOf").map((e) => ({ e, branch: structuralBranch(e) }));
+  const hidden = (e: ErrorObject) => anyOfs.some((a) =>
+    (a.e === e && a.branch >= 0) ||
+    (under(e, a.e.schemaPath + "/", a.e.instancePath) && !(a.branch >= 0 && under(e, `${a.e.schemaPath}/${a.branch}/`, a.e.instancePath))));
   const seen = new Set<string>();
   const out: ConfigProblem[] = [];
   for (const e of errors) {
-    if (anyOfPaths.some((p) => e.schemaPath.startsWith(p))) continue;
+    if (hidden(e)) continue;
     let path = keyPath(e.instancePath);
     let message: string;
     switch (e.keyword) {

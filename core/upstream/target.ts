@@ -4,6 +4,8 @@
  * to every generation that names the same upstream and URL.
  */
 import { Pool } from "undici";
+import { PeakEwma } from "./balancers/peak-ewma.js";
+import { OutlierState } from "./outlier.js";
 
 export interface PoolOptions {
   connectTimeoutMs: number;
@@ -20,6 +22,10 @@ export class Target {
   ejectedUntil = 0;
   /** Requests on their way to or from this target right now. */
   inflight = 0;
+  /** Latency estimate for p2c-ewma, fed by every exchange's completion. */
+  readonly latency = new PeakEwma();
+  /** Passive outlier counters (consecutive failures, ejections in a row). */
+  readonly outlier = new OutlierState();
 
   readonly pool: Pool;
   readonly origin: string;

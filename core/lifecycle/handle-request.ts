@@ -48,6 +48,7 @@ function forward(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse): vo
       target.inflight--;
       host.requestFinished(gen, pr, status, error);
     },
+    draining: () => host.draining,
   });
 
   const { inbound } = pr;

@@ -17,6 +17,8 @@ import { faultOf } from "./fault-status.js";
 export interface ProxyHandlerHooks {
   /** Called once when the exchange is over, whatever the outcome. */
   done(status: number, error: unknown): void;
+  /** Whether shutdown began since the request started: the answer then closes the connection. */
+  draining?(): boolean;
 }
 
 export class BodyTooLargeError extends Error {
@@ -81,6 +83,7 @@ export class ProxyHandler {
     }
     if (listed !== null && listed.size) out = removeNamed(out, listed);
     out.push("x-request-id", this.requestId);
+    if (this.hooks.draining?.()) this.res.shouldKeepAlive = false;
     this.res.writeHead(statusCode, out);
     return true;
   }

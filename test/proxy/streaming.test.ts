@@ -5,6 +5,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash, randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { request } from "undici";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
@@ -84,7 +85,7 @@ Streaming("an 8 MiB chunked upload reaches the upstream byte for byte", async ({
   async function* pieces() {
     for (let offset = 0; offset < SIZE; offset += 300_000) yield payload.subarray(offset, offset + 300_000);
   }
-  const res = await request(`${weir.url}/upload`, { method: "PUT", body: pieces() });
+  const res = await request(`${weir.url}/upload`, { method: "PUT", body: Readable.from(pieces()) });
   assert.is(res.statusCode, 200);
   const seen = (await res.body.json()) as { bytes: number; sha256: string; transferEncoding: string | null };
   assert.is(seen.transferEncoding, "chunked");
@@ -116,7 +117,7 @@ Streaming("an 8 MiB body echoed by the upstream comes back intact while it is st
   async function* pieces() {
     for (let offset = 0; offset < SIZE; offset += 256 * 1024) yield payload.subarray(offset, offset + 256 * 1024);
   }
-  const res = await request(`${weir.url}/echo`, { method: "POST", body: pieces() });
+  const res = await request(`${weir.url}/echo`, { method: "POST", body: Readable.from(pieces()) });
   assert.is(res.statusCode, 200);
   const body = await readAll(res.body);
   assert.is(body.length, SIZE);

@@ -78,6 +78,25 @@ Framing("a request with two Content-Length headers is 400", async (ctx) => {
   assertRefused(ctx, res, 400, "WEIR_ERR_BAD_REQUEST");
 });
 
+Framing("a Transfer-Encoding other than a single chunked is 400", async (ctx) => {
+  for (const te of ["gzip, chunked", "chunked, identity", "identity", "chunked\r\nTransfer-Encoding: chunked"]) {
+    const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, [`Transfer-Encoding: ${te}`], "POST /x HTTP/1.1") + "0\r\n\r\n");
+    assertRefused(ctx, res, 400, "WEIR_ERR_BAD_REQUEST");
+  }
+});
+
+Framing("a Content-Length that is not a plain number is 400", async (ctx) => {
+  for (const cl of ["+5", "5, 5", "-1", "0x5", "5 5"]) {
+    const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, [`Content-Length: ${cl}`], "POST /x HTTP/1.1") + "hello");
+    assertRefused(ctx, res, 400, "WEIR_ERR_BAD_REQUEST");
+  }
+});
+
+Framing("an HTTP/1.1 request without Host is 400", async (ctx) => {
+  const res = await rawRequest(ctx.weir.port, "GET /x HTTP/1.1\r\nX-No-Host: 1\r\n\r\n");
+  assertRefused(ctx, res, 400, "WEIR_ERR_BAD_REQUEST");
+});
+
 Framing("a request with two Host headers is 400", async (ctx) => {
   const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Host: evil.example"]));
   assertRefused(ctx, res, 400, "WEIR_ERR_BAD_REQUEST");

@@ -6,7 +6,11 @@ import { parseArgs } from "node:util";
 import { checkConfig } from "../config/compile.js";
 import { loadConfigFile } from "../config/loader.js";
 import { ConfigError, formatProblem, WeirError } from "../errors.js";
-import { VERSION, WeirRuntime } from "../server/runtime.js";
+import type { WeirRuntime } from "../server/runtime.js";
+
+// The runtime (undici, the plugin host, isolated-vm) is imported only by the commands that run it,
+// so `validate` and `--help` start fast and need nothing but the config code.
+const runtime = () => import("../server/runtime.js");
 
 const USAGE = `Usage: weir <command> [options]
 
@@ -33,7 +37,7 @@ export async function main(argv: string[], out = process.stdout, err = process.s
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.version) { out.write(`weir ${VERSION}\n`); return 0; }
+  if (values.version) { out.write(`weir ${(await runtime()).VERSION}\n`); return 0; }
   const [command, ...rest] = positionals;
   if (values.help || command === "help" || command === undefined) {
     (command === undefined && !values.help ? err : out).write(USAGE);
@@ -69,7 +73,7 @@ function validate(file: string, out: NodeJS.WritableStream, err: NodeJS.Writable
 async function start(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   let rt: WeirRuntime;
   try {
-    rt = await WeirRuntime.start({ configFile: file });
+    rt = await (await runtime()).WeirRuntime.start({ configFile: file });
   } catch (e) {
     if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p) + "\n"); return 1; }
     if (e instanceof WeirError) { err.write(`weir: ${e.message} [${e.code}]\n`); return 1; }

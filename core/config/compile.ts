@@ -3,9 +3,11 @@
  * names that must resolve, URLs that must be origins, files that must be readable. Problems are
  * reported in the same `FILE: path.to.key: message` form as schema errors.
  */
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import { TrustedProxies, parseCidr } from "../net/client-address.js";
+import { normalizePath, PathRejection } from "../router/normalize-path.js";
 import { Router } from "../router/router.js";
 import { balancerFactory, balancers } from "../upstream/balancers/index.js";
 import type { Target } from "../upstream/target.js";
@@ -35,9 +37,19 @@ export function checkConfig(config: WeirConfig, file: string): ConfigProblem[] {
   const listeners = config.listen === undefined ? [] : Array.isArray(config.listen) ? config.listen : [config.listen];
   listeners.forEach((l, i) => {
     const at = Array.isArray(config.listen) ? `listen[${i}]` : "listen";
+    let bothReadable = l.tls !== undefined;
     for (const k of ["cert", "key"] as const) {
       const f = l.tls?.[k];
-      if (f && !readable(f)) add(`${at}.tls.${k}`, `cannot read the file "${f}"`);
+      if (f && !readable(f)) { add(`${at}.tls.${k}`, `cannot read the file "${f}"`); bothReadable = false; }
+    }
+    // A file that is readable but not PEM, or a key that does not belong to the certificate,
+    // would otherwise pass validate and crash start.
+    if (bothReadable) {
+      try {
+        createSecureContext({ cert: readFileSync(l.tls!.cert), key: readFileSync(l.tls!.key) });
+      } catch (e) {
+        add(`${at}.tls`, `cannot use this certificate and key: ${(e as Error).message}`);
+      }
     }
   });
   (config.trustedProxies ?? []).forEach((c, i) => {
@@ -67,6 +79,20 @@ export function checkConfig(config: WeirConfig, file: string): ConfigProblem[] {
       if (names.has(r.name)) add(`${at}.name`, `"${r.name}" is already the name of routes[${names.get(r.name)}]`);
       else names.set(r.name, i);
     }
+    const path = r.match?.path;
+    if (path !== undefined) {
+      // Requests are matched by their canonical path, so a pattern in any other spelling
+      // (`/a//b`, `/a/../b`, `/%7Euser`) would silently never match.
+      const canonical = normalizePath(path);
+      if (canonical instanceof PathRejection) add(`${at}.match.path`, `cannot match any request: ${canonical.message}`);
+      else if (canonical !== path) add(`${at}.match.path`, `is not in canonical form and would never match; write "${canonical}"`);
+    }
+    const hosts = r.match?.host === undefined ? [] : Array.isArray(r.match.host) ? r.match.host : [r.match.host];
+    hosts.forEach((h, j) => {
+      const hostAt = `${at}.match.host${Array.isArray(r.match?.host) ? `[${j}]` : ""}`;
+      const problem = hostPatternProblem(h);
+      if (problem) add(hostAt, problem);
+    });
     if (!config.upstreams?.[r.upstream]) {
       if (/^[a-z]+:\/\//i.test(r.upstream)) {
         const problem = targetUrlProblem(r.upstream);
@@ -80,6 +106,19 @@ export function checkConfig(config: WeirConfig, file: string): ConfigProblem[] {
   });
   config.plugins?.forEach((_p, j) => add(`plugins[${j}]`, "plugins are not available in this build yet"));
   return problems;
+}
+
+/**
+ * Routes match the Host header's name, without its port (prepare-request strips it), so a port, a
+ * scheme or a `*` anywhere but a leading `*.` would make a route that never matches.
+ */
+function hostPatternProblem(h: string): string | null {
+  if (h.startsWith("[") && h.endsWith("]")) return null; // an IPv6 literal
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(h)) return `"${h}" must be a host name, not a URL`;
+  if (h.includes(":")) return `"${h}" must be a host name without a port (routes match the Host header's name only)`;
+  if (!/^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$/.test(h))
+    return `"${h}" must be a host name such as api.example.com, or *.example.com for every sub-domain`;
+  return null;
 }
 
 function readable(f: string): boolean {

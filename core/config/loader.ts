@@ -4,6 +4,7 @@
  * config (an upstream a route names, a target URL) happen in compile.ts, in the same format.
  */
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import { parseDocument } from "yaml";
 import { ConfigError, type ConfigProblem } from "../errors.js";
@@ -53,7 +54,18 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   const unset = new Set(envProblems.map((p) => p.path));
   if (!validate(expanded)) problems.push(...schemaProblems(validate.errors ?? [], file).filter((p) => !unset.has(p.path)));
   if (problems.length) throw new ConfigError(problems);
-  return expanded as WeirConfig;
+  return resolvePaths(expanded as WeirConfig, file);
+}
+
+/**
+ * Relative file paths in the config are relative to the config file (as plugin paths are), not to
+ * wherever weir happened to be started from.
+ */
+function resolvePaths(config: WeirConfig, file: string): WeirConfig {
+  const base = dirname(resolve(file));
+  const listeners = config.listen === undefined ? [] : Array.isArray(config.listen) ? config.listen : [config.listen];
+  for (const l of listeners) if (l.tls) l.tls = { cert: resolve(base, l.tls.cert), key: resolve(base, l.tls.key) };
+  return config;
 }
 
 /** `${VAR}` is plain text in block style but breaks a flow map or list (`{ port: ${PORT} }`). */

@@ -4,12 +4,15 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkConfig } from "../../core/config/compile.js";
 import { loadConfigFile } from "../../core/config/loader.js";
+import type { ListenConfig } from "../../core/config/schema.js";
 import { ConfigError, formatProblem } from "../../core/errors.js";
+import { fixturePath } from "../support/fixtures.js";
 
 const dir = mkdtempSync(join(tmpdir(), "weir-config-test-"));
 let n = 0;
@@ -343,6 +346,63 @@ Semantics("trustedProxies entries must be addresses or CIDR ranges", () => {
   hasProblem(lines, "trustedProxies[2]", /is not an IP address or CIDR range/);
   hasProblem(lines, "trustedProxies[3]", /invalid prefix length \(0-128\)/);
   assert.is(lines.length, 3);
+});
+
+Semantics("a certificate file that is not PEM is refused at validate, not at start", () => {
+  const junk = join(dir, "junk.pem");
+  writeFileSync(junk, "not a certificate\n");
+  hasProblem(problemsOf(`listen: { port: 8443, tls: { cert: "${junk}", key: "${junk}" } }\n`), "listen.tls", /^cannot use this certificate and key: /);
+});
+
+Semantics("a key that does not belong to the certificate is refused", () => {
+  const otherKey = join(dir, "other-key.pem");
+  writeFileSync(otherKey, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }));
+  hasProblem(problemsOf(`listen: { port: 8443, tls: { cert: "${fixturePath("tls", "cert.pem")}", key: "${otherKey}" } }\n`), "listen.tls", /^cannot use this certificate and key: /);
+});
+
+Semantics("relative TLS paths are read from the config file's directory", () => {
+  const tlsDir = mkdtempSync(join(dir, "tls-"));
+  copyFileSync(fixturePath("tls", "cert.pem"), join(tlsDir, "cert.pem"));
+  copyFileSync(fixturePath("tls", "key.pem"), join(tlsDir, "key.pem"));
+  const file = join(tlsDir, "weir.yaml");
+  writeFileSync(file, "listen: { port: 8443, tls: { cert: cert.pem, key: ./key.pem } }\n");
+  const config = loadConfigFile(file, {});
+  assert.equal(checkConfig(config, file), []);
+  assert.equal((config.listen as ListenConfig).tls, { cert: join(tlsDir, "cert.pem"), key: join(tlsDir, "key.pem") });
+});
+
+Semantics("a route path in a non-canonical spelling, which could never match, is refused with the fix", () => {
+  const lines = problemsOf(`
+routes:
+  - { upstream: "http://h", match: { path: "/a//b" } }
+  - { upstream: "http://h", match: { path: "/%7Euser/:id" } }
+  - { upstream: "http://h", match: { path: "/v1/./users" } }
+  - { upstream: "http://h", match: { path: "/a/../.." } }
+  - { upstream: "http://h", match: { path: "/files%2Fx" } }
+  - { upstream: "http://h", match: { path: "/files/*" } }
+  - { upstream: "http://h", match: { path: "/users/:id/" } }
+  - { upstream: "http://h", match: { path: "/caf%C3%A9" } }
+`);
+  assert.equal(lines, [
+    'routes[0].match.path: is not in canonical form and would never match; write "/a/b"',
+    'routes[1].match.path: is not in canonical form and would never match; write "/~user/:id"',
+    'routes[2].match.path: is not in canonical form and would never match; write "/v1/users"',
+    "routes[3].match.path: cannot match any request: the path climbs above its root with '..'",
+    "routes[4].match.path: cannot match any request: the path contains an encoded '/' or '\\' (%2F, %5C), which is refused",
+  ]);
+});
+
+Semantics("a route host with a port, a scheme or a misplaced * is refused", () => {
+  const lines = problemsOf(`
+routes:
+  - { upstream: "http://h", match: { host: "api.example.com:8080" } }
+  - { upstream: "http://h", match: { host: ["ok.example.com", "https://api.example.com", "a.*.example.com", "*.example.com", "127.0.0.1", "[::1]"] } }
+`);
+  assert.equal(lines, [
+    `routes[0].match.host: "api.example.com:8080" must be a host name without a port (routes match the Host header's name only)`,
+    'routes[1].match.host[1]: "https://api.example.com" must be a host name, not a URL',
+    'routes[1].match.host[2]: "a.*.example.com" must be a host name such as api.example.com, or *.example.com for every sub-domain',
+  ]);
 });
 
 Semantics.after(() => rmSync(dir, { recursive: true, force: true }));

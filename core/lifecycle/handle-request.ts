@@ -5,8 +5,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ErrorCodes } from "../errors.js";
 import type { Generation } from "../config/generation.js";
-import { BodyTooLargeError, ProxyHandler } from "../upstream/proxy-handler.js";
-import { replyError } from "./local-reply.js";
+import { forwardToUpstream } from "../upstream/exchange.js";
+import { BodyTooLargeError } from "../upstream/proxy-handler.js";
+import { replyError, replyLocal } from "./local-reply.js";
+import { jsonError, type LocalResponse, type ResponseState } from "../plugin-host/plugin-chain.js";
 import { prepareRequest, ProxyRequest } from "./prepare-request.js";
 
 export interface LifecycleHost {
@@ -29,41 +31,57 @@ export function createRequestHandler(host: LifecycleHost, tls: boolean) {
       host.requestFinished(gen, null, pr.status, null);
       return;
     }
-    forward(host, pr, res);
+    const chain = pr.route.chain;
+    if (chain.empty) return forward(host, pr, res);
+    chain.pin(pr);
+    const outcome = chain.runRequest(pr);
+    if (outcome === null) return forward(host, pr, res);
+    if (!(outcome instanceof Promise)) return respondLocally(host, pr, res, outcome);
+    outcome.then(
+      (o) => (o === null ? forward(host, pr, res) : respondLocally(host, pr, res, o)),
+      (err: Error) => respondLocally(host, pr, res, jsonError(500, ErrorCodes.PLUGIN_FAILED, `a plugin failed: ${err.message}`, pr.requestId)),
+    );
   };
 }
 
-function forward(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse): void {
-  const { gen, req, route } = pr;
-  const target = route.upstream.pick(pr);
-  if (target === null) {
-    replyError(res, 503, ErrorCodes.NO_HEALTHY_TARGET, `no healthy target in upstream "${route.upstream.name}"`, pr.requestId, !req.complete);
-    host.requestFinished(gen, pr, 503, null);
-    return;
+/** A plugin answered (ctx.respond) or failed closed: the response hooks still see the answer. */
+function respondLocally(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse, local: LocalResponse): void {
+  const send = (s: ResponseState) => {
+    if (host.draining) res.shouldKeepAlive = false;
+    replyLocal(res, s.status, s.headers, s.local?.body ?? local.body, pr.requestId);
+    pr.responseHeaders = s.headers;
+    finishRequest(host, pr, s.status, null);
+  };
+  const state: ResponseState = { status: local.status, headers: local.headers, local: null };
+  const r = pr.route.chain.runResponse(pr, state);
+  if (r instanceof Promise) r.then(send, () => send(state));
+  else send(r);
+}
+
+/**
+ * The end of every proxied request: the log hooks are queued (they run after the response, off
+ * this path), the plugin instances the request held are let go, and the runtime is told.
+ */
+export function finishRequest(host: LifecycleHost, pr: ProxyRequest, status: number, error: unknown): void {
+  const chain = pr.route.chain;
+  if (pr.pinned !== null) {
+    if (chain.hasLog) {
+      const total = performance.now() - pr.startedAt;
+      const upstream = pr.upstreamStartedAt > 0 ? performance.now() - pr.upstreamStartedAt : 0;
+      chain.runLog(pr, status, pr.responseHeaders ?? [], `{"total":${total.toFixed(3)},"upstream":${upstream.toFixed(3)}}`);
+    }
+    chain.release(pr);
   }
-  pr.target = target;
-  target.inflight++;
-  const handler = new ProxyHandler(res, pr.requestId, {
-    done(status, error) {
-      target.inflight--;
-      host.requestFinished(gen, pr, status, error);
-    },
-    draining: () => host.draining,
-  });
+  host.requestFinished(pr.gen, pr, status, error);
+}
 
-  const { inbound } = pr;
-  let body: IncomingMessage | AsyncIterable<Buffer> | null = null;
-  if (inbound.chunked) body = limitedBody(req, gen.limits.maxBodyBytes);
-  else if (inbound.contentLength > 0) body = req; // node:http stops at Content-Length, already checked
-
-  target.pool.dispatch({
-    path: pr.upstreamPath,
-    method: req.method!,
-    headers: pr.upstreamHeaders(target),
-    body: body as IncomingMessage | null, // undici also takes async iterables (its types say Readable)
-    headersTimeout: route.responseTimeoutMs,
-    bodyTimeout: route.responseTimeoutMs,
-  }, handler);
+function forward(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse): void {
+  const { gen, req, inbound } = pr;
+  // The body is made per attempt: a retry after a connect failure sends a stream nobody read yet.
+  const body = inbound.chunked ? () => limitedBody(req, gen.limits.maxBodyBytes)
+    : inbound.contentLength > 0 ? () => req // node:http stops at Content-Length, already checked
+    : () => null;
+  forwardToUpstream(host, pr, res, body, inbound.chunked || inbound.contentLength > 0);
 }
 
 /**

@@ -10,7 +10,8 @@
  */
 import type { ServerResponse } from "node:http";
 import { ErrorCodes } from "../errors.js";
-import { replyError } from "../lifecycle/local-reply.js";
+import { replyError, replyLocal } from "../lifecycle/local-reply.js";
+import type { ResponseState } from "../plugin-host/plugin-chain.js";
 import { HOP_BY_HOP, connectionListed, removeNamed } from "../lifecycle/hop-by-hop.js";
 import { faultOf } from "./fault-status.js";
 
@@ -19,6 +20,16 @@ export interface ProxyHandlerHooks {
   done(status: number, error: unknown): void;
   /** Whether shutdown began since the request started: the answer then closes the connection. */
   draining?(): boolean;
+  /**
+   * Asked once, while nothing of this exchange has reached the client, when the upstream answered
+   * 5xx or failed: true means "send it again" (see upstream/retry.ts). The handler then forwards
+   * nothing of this attempt, reads and drops the answer's body (so the connection can be reused),
+   * and calls `retry` instead of `done` when the attempt is over.
+   */
+  retryable?(status: number, error: unknown): boolean;
+  retry?(status: number, error: unknown): void;
+  /** The route's response hooks (plugins' onResponse), when it has any. */
+  response?(status: number, headers: string[]): ResponseState | Promise<ResponseState>;
 }
 
 export class BodyTooLargeError extends Error {
@@ -30,6 +41,10 @@ export class ProxyHandler {
   private resumeFn: (() => void) | null = null;
   private finished = false;
   private pendingAbort: Error | null = null;
+  /** Set when a response hook replaced the upstream's answer with a local one. */
+  private replaced = false;
+  /** Set when this attempt's answer is dropped for a retry. */
+  private retrying = false;
   status = 0;
 
   constructor(
@@ -66,6 +81,10 @@ export class ProxyHandler {
     if (statusCode < 200) return true; // 100/102/103 are not forwarded
     this.status = statusCode;
     this.resumeFn = resume;
+    if (statusCode >= 500 && this.hooks.retryable?.(statusCode, null)) {
+      this.retrying = true;
+      return true;
+    }
     let out: string[] = [];
     let listed: Set<string> | null = null;
     for (let i = 0; i < raw.length; i += 2) {
@@ -82,20 +101,51 @@ export class ProxyHandler {
       out.push(name, value);
     }
     if (listed !== null && listed.size) out = removeNamed(out, listed);
+    if (this.hooks.response) {
+      // Plugins see the headers before the client does; an async hook pauses the upstream body.
+      const state = this.hooks.response(statusCode, out);
+      if (state instanceof Promise) {
+        state.then((s) => { if (this.emit(s)) resume(); }, (err: Error) => this.onError(err));
+        return false;
+      }
+      return this.emit(state);
+    }
     out.push("x-request-id", this.requestId);
     if (this.hooks.draining?.()) this.res.shouldKeepAlive = false;
     this.res.writeHead(statusCode, out);
     return true;
   }
 
+  /** Sends the head the response hooks settled on, or their local response instead. */
+  private emit(s: ResponseState): boolean {
+    if (this.finished || this.res.destroyed) return false;
+    if (this.hooks.draining?.()) this.res.shouldKeepAlive = false;
+    if (s.local) {
+      this.finished = true;
+      this.replaced = true;
+      replyLocal(this.res, s.local.status, s.local.headers, s.local.body, this.requestId);
+      this.abortFn?.(new Error("the response was replaced by a plugin"));
+      this.hooks.done(s.local.status, null);
+      return false;
+    }
+    this.status = s.status;
+    s.headers.push("x-request-id", this.requestId);
+    this.res.writeHead(s.status, s.headers);
+    return true;
+  }
+
   onData(chunk: Buffer): boolean {
+    if (this.replaced) return true;
+    if (this.retrying) return true;
     if (this.res.write(chunk)) return true;
     this.res.once("drain", this.onDrain);
     return false;
   }
 
   onComplete(): void {
+    if (this.replaced) return;
     this.finished = true;
+    if (this.retrying) return this.handOver(this.status, null);
     this.res.end();
     this.hooks.done(this.status, null);
   }
@@ -108,6 +158,8 @@ export class ProxyHandler {
       this.hooks.done(499, err);
       return;
     }
+    // The dropped body of a retried answer failed: the retry is already decided.
+    if (this.retrying) return this.handOver(this.status, err);
     if (res.headersSent) {
       // The status line went out: the only honest signal left is to cut the connection, so the
       // client does not take a truncated body for a complete one.
@@ -121,7 +173,15 @@ export class ProxyHandler {
       return;
     }
     const fault = faultOf(err);
+    if (this.hooks.retryable?.(fault.status, err)) return this.handOver(fault.status, err);
     replyError(res, fault.status, fault.code, fault.message, this.requestId, !res.req.complete);
     this.hooks.done(fault.status, err);
+  }
+
+  /** Ends this attempt without touching the client and lets the caller send the next one. */
+  private handOver(status: number, err: unknown): void {
+    this.res.off("close", this.onClientClose);
+    this.res.off("drain", this.onDrain);
+    this.hooks.retry!(status, err);
   }
 }

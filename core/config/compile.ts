@@ -9,10 +9,14 @@ import { ConfigError, type ConfigProblem } from "../errors.js";
 import { TrustedProxies, parseCidr } from "../net/client-address.js";
 import { normalizePath, PathRejection } from "../router/normalize-path.js";
 import { Router } from "../router/router.js";
+import { PluginChain } from "../plugin-host/plugin-chain.js";
+import type { PluginSlot } from "../plugin-host/plugin-slot.js";
 import { balancerFactory, balancers } from "../upstream/balancers/index.js";
+import { checkUpstreamPolicies, compileUpstreamPolicies } from "../upstream/policies.js";
 import type { Target } from "../upstream/target.js";
 import type { TargetRegistry } from "../upstream/target-registry.js";
 import { Upstream, type UpstreamTimeouts } from "../upstream/upstream.js";
+import type { Logger } from "../log/logger.js";
 import { toMs } from "./duration.js";
 import type { CompiledRoute, Generation, Limits } from "./generation.js";
 import type { BalanceName, TimeoutsConfig, UpstreamConfig, WeirConfig } from "./schema.js";
@@ -70,6 +74,7 @@ export function checkConfig(config: WeirConfig, file: string): ConfigProblem[] {
     const balance = u.balance ?? "round-robin";
     if (!balancers[balance]) add(`${at}.balance`, `"${balance}" is not available in this build; available: ${Object.keys(balancers).join(", ")}`);
     if (u.hashOn !== undefined && balance !== "hash") add(`${at}.hashOn`, 'only applies with balance: hash');
+    checkUpstreamPolicies(u, at, add);
   }
 
   const names = new Map<string, number>();
@@ -102,9 +107,7 @@ export function checkConfig(config: WeirConfig, file: string): ConfigProblem[] {
         add(`${at}.upstream`, `unknown upstream "${r.upstream}"; define it under upstreams${known.length ? ` (defined: ${known.join(", ")})` : ""} or give a URL such as http://127.0.0.1:9001`);
       }
     }
-    r.plugins?.forEach((_p, j) => add(`${at}.plugins[${j}]`, "plugins are not available in this build yet"));
   });
-  config.plugins?.forEach((_p, j) => add(`plugins[${j}]`, "plugins are not available in this build yet"));
   return problems;
 }
 
@@ -136,7 +139,15 @@ function targetUrlProblem(url: string): string | null {
 }
 
 /** Builds a generation; throws ConfigError when checkConfig finds problems. */
-export function compileGeneration(config: WeirConfig, file: string, id: number, registry: TargetRegistry): Generation {
+export interface CompileExtras {
+  /** Plugin slots by key path ("plugins[0]", "routes[1].plugins[0]"), from PluginHost.prepare. */
+  slots?: ReadonlyMap<string, PluginSlot>;
+  pluginLog?: Generation["pluginLog"];
+  /** Where upstream policies log (ejections). */
+  log?: Logger;
+}
+
+export function compileGeneration(config: WeirConfig, file: string, id: number, registry: TargetRegistry, extras: CompileExtras = {}): Generation {
   const problems = checkConfig(config, file);
   if (problems.length) throw new ConfigError(problems);
 
@@ -154,7 +165,7 @@ export function compileGeneration(config: WeirConfig, file: string, id: number, 
     });
     const balance: BalanceName = u.balance ?? "round-robin";
     const balancer = balancerFactory(balance)(targets, { hashOn: u.hashOn });
-    return new Upstream(name, balance, targets, balancer, timeouts);
+    return new Upstream(name, balance, targets, balancer, timeouts, compileUpstreamPolicies(u, targets, timeouts, extras.log));
   };
   for (const [name, u] of Object.entries(config.upstreams ?? {})) upstreams.set(name, build(name, u));
 
@@ -167,7 +178,17 @@ export function compileGeneration(config: WeirConfig, file: string, id: number, 
       upstreams.set(origin, upstream);
     }
     const m = r.match ?? {};
+    const slotAt = (at: string) => {
+      const slot = extras.slots?.get(at);
+      if (!slot) throw new Error(`internal: no plugin slot prepared for ${at}`);
+      return slot;
+    };
+    const chain = new PluginChain([
+      ...(config.plugins ?? []).map((_p, i) => slotAt(`plugins[${i}]`)),
+      ...(r.plugins ?? []).map((_p, j) => slotAt(`routes[${index}].plugins[${j}]`)),
+    ]);
     return {
+      chain,
       index,
       name: r.name ?? `route-${index}`,
       match: {
@@ -206,6 +227,7 @@ export function compileGeneration(config: WeirConfig, file: string, id: number, 
     shutdownTimeoutMs: config.shutdownTimeout !== undefined ? toMs(config.shutdownTimeout) : DEFAULTS.shutdownTimeoutMs,
     targets: allTargets,
     inflight: 0,
+    pluginLog: extras.pluginLog ?? (() => undefined),
   };
 }
 

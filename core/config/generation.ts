@@ -8,6 +8,7 @@ import type { TrustedProxies } from "../net/client-address.js";
 import type { Target } from "../upstream/target.js";
 import type { Upstream } from "../upstream/upstream.js";
 import type { WeirConfig } from "./schema.js";
+import type { PluginChain } from "../plugin-host/plugin-chain.js";
 
 export interface CompiledRoute {
   readonly index: number;
@@ -18,6 +19,8 @@ export interface CompiledRoute {
   readonly preserveHost: boolean;
   /** Time to wait for the upstream's response headers, and between body chunks. */
   readonly responseTimeoutMs: number;
+  /** Global plugins then the route's own, built once per generation. */
+  readonly chain: PluginChain;
 }
 
 export interface Limits {
@@ -43,4 +46,6 @@ export interface Generation {
   readonly targets: ReadonlySet<Target>;
   /** Requests that started on this generation and have not finished. */
   inflight: number;
+  /** Where lines a plugin wrote with ctx.log go. */
+  pluginLog(plugin: string, requestId: string, lines: unknown): void;
 }

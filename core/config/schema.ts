@@ -41,7 +41,8 @@ export interface PluginEntryConfig {
   use: string;
   config?: Record<string, unknown>;
   onError?: "closed" | "open";
-  limits?: { memoryMb?: number; timeoutMs?: number };
+  /** memoryMb: V8 heap limit of the isolate (default 32); timeoutMs: CPU time of one hook run (default 50); asyncTimeoutMs: wall time of an async hook (default 5000). */
+  limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number };
   permissions?: { store?: boolean; fetch?: string[]; jwt?: boolean };
 }
 export interface RouteMatchConfig { path?: string; host?: string | string[]; methods?: string[]; headers?: Record<string, string> }
@@ -88,7 +89,7 @@ const pluginEntry = closed({
   use: { type: "string", minLength: 1 },
   config: { type: "object" },
   onError: { enum: ["closed", "open"] },
-  limits: closed({ memoryMb: { type: "integer", minimum: 8, maximum: 4096 }, timeoutMs: { type: "integer", minimum: 1, maximum: 60000 } }),
+  limits: closed({ memoryMb: { type: "integer", minimum: 8, maximum: 4096 }, timeoutMs: { type: "integer", minimum: 1, maximum: 60000 }, asyncTimeoutMs: { type: "integer", minimum: 1, maximum: 600000 } }),
   permissions: closed({ store: { type: "boolean" }, fetch: { type: "array", items: { type: "string", minLength: 1 } }, jwt: { type: "boolean" } }),
 }, ["use"]);
 

@@ -44,3 +44,12 @@ export function replyErrorRaw(socket: Duplex, status: number, code: ErrorCode, m
   // A client that does not read its answer must not hold the socket open.
   socket.once("finish", () => setTimeout(() => socket.destroy(), 1000).unref());
 }
+
+/** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). */
+export function replyLocal(res: ServerResponse, status: number, headers: string[], body: string, requestId: string): void {
+  if (res.headersSent || res.destroyed) { res.destroy(); return; }
+  const h = headers.slice();
+  h.push("content-length", String(Buffer.byteLength(body)), "x-request-id", requestId);
+  res.writeHead(status, h);
+  res.end(body);
+}

@@ -12,6 +12,7 @@ import { normalizePath, PathRejection } from "../router/normalize-path.js";
 import type { Params } from "../router/path-pattern.js";
 import type { PickContext } from "../upstream/balancers/balancer.js";
 import type { Target } from "../upstream/target.js";
+import type { PluginInstance } from "../plugin-host/plugin-instance.js";
 import { scanInboundHeaders, type InboundHeaders } from "./inbound-headers.js";
 import { acceptRequestId } from "./request-id.js";
 
@@ -28,6 +29,25 @@ export interface Rejection {
 export class ProxyRequest implements PickContext {
   target: Target | null = null;
   private ip: string | undefined;
+  private forward: string[];
+  private block: string | null = null;
+  private paramsText: string | null = null;
+
+  // Plugin state, shared by the chain (see core/plugin-host/plugin-chain.ts).
+  /** The instances this request holds for its whole life (null without plugins). */
+  pinned: PluginInstance[] | null = null;
+  consumer: string | null = null;
+  varsJson = "";
+  /** A path set by a plugin: sent upstream as it is (stripPrefix does not apply again). */
+  pathOverride: string | undefined = undefined;
+  /** A Host set by a plugin. */
+  hostOverride: string | undefined = undefined;
+  /** The response headers as sent (for onLog); set only when the route has plugins. */
+  responseHeaders: string[] | null = null;
+  /** When the upstream exchange began (performance.now()), 0 before. */
+  upstreamStartedAt = 0;
+  /** Names of plugins that failed on this request (for the access log). */
+  failedPlugins: string[] | null = null;
 
   constructor(
     readonly gen: Generation,
@@ -37,13 +57,26 @@ export class ProxyRequest implements PickContext {
     readonly params: Params,
     /** The canonical path that was matched. */
     readonly path: string,
-    /** Path and query sent upstream (after stripPrefix). */
-    readonly upstreamPath: string,
+    /** The canonical path after stripPrefix. */
+    readonly strippedPath: string,
+    /** The raw query string with its "?", or "". */
+    readonly query: string,
     readonly inbound: InboundHeaders,
     readonly peer: string,
     readonly tls: boolean,
     readonly startedAt: number,
-  ) {}
+  ) {
+    this.forward = inbound.forward;
+  }
+
+  get method(): string {
+    return this.req.method!;
+  }
+
+  /** Path and query sent upstream. */
+  get upstreamPath(): string {
+    return (this.pathOverride ?? this.strippedPath) + this.query;
+  }
 
   /** The client address Weir trusts (see TrustedProxies). */
   get clientIp(): string {
@@ -55,12 +88,46 @@ export class ProxyRequest implements PickContext {
     return Array.isArray(v) ? v.join(", ") : v;
   }
 
+  /** The request headers as plugins see them: "name\nvalue\n..." (Host included). */
+  headerBlock(): string {
+    if (this.block === null) {
+      const host = this.hostOverride ?? this.inbound.host;
+      this.block = this.forward.join("\n");
+      if (host !== undefined) this.block = this.block === "" ? "host\n" + host : this.block + "\nhost\n" + host;
+    }
+    return this.block;
+  }
+
+  paramsJson(): string {
+    if (this.paramsText === null) {
+      let any = false;
+      for (const _ in this.params) { any = true; break; }
+      this.paramsText = any ? JSON.stringify(this.params) : "";
+    }
+    return this.paramsText;
+  }
+
+  /** Replaces the headers to forward (a plugin changed them). */
+  setForwardHeaders(list: string[]): void {
+    this.forward = list;
+    this.block = null;
+  }
+
+  pluginFailed(slot: { current: { name: string } }, _failure: unknown): void {
+    (this.failedPlugins ??= []).push(slot.current.name);
+  }
+
+  /** Lines a plugin logged with ctx.log. */
+  pluginLogs(plugin: string, logs: unknown): void {
+    this.gen.pluginLog(plugin, this.requestId, logs);
+  }
+
   /** Headers for the upstream: the client's minus hop-by-hop, plus Host and X-Forwarded-*. */
   upstreamHeaders(target: Target): string[] {
     const h = this.inbound;
-    const out = h.forward;
+    const out = this.forward.slice(); // a retry builds them again for another target
     const trusted = this.gen.trustedProxies.has(this.peer);
-    out.push("host", this.route.preserveHost && h.host !== undefined ? h.host : target.host);
+    out.push("host", this.hostOverride ?? (this.route.preserveHost && h.host !== undefined ? h.host : target.host));
     out.push("x-forwarded-for", trusted && h.forwardedFor !== undefined ? `${h.forwardedFor}, ${this.peer}` : this.peer);
     out.push("x-forwarded-proto", trusted && h.forwardedProto !== undefined ? h.forwardedProto : this.tls ? "https" : "http");
     out.push("x-forwarded-host", trusted && h.forwardedHost !== undefined ? h.forwardedHost : (h.host ?? ""));
@@ -119,6 +186,6 @@ export function prepareRequest(gen: Generation, req: IncomingMessage, tls: boole
   if (route.stripPrefix && match.matchedLength > 0) upstreamPath = path.slice(match.matchedLength) || "/";
   if (upstreamPath.charCodeAt(0) !== 47) upstreamPath = "/" + upstreamPath;
 
-  return new ProxyRequest(gen, req, requestId, route, match.params, path, upstreamPath + query, inbound,
+  return new ProxyRequest(gen, req, requestId, route, match.params, path, upstreamPath, query, inbound,
     unmapIPv4(req.socket.remoteAddress ?? ""), tls, startedAt);
 }

@@ -7,15 +7,20 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { resolve } from "node:path";
-import { compileGeneration } from "../config/compile.js";
+import { checkConfig, compileGeneration } from "../config/compile.js";
+import { PluginHost } from "../plugin-host/plugin-host.js";
+import type { KeyValueStore } from "../store/key-value-store.js";
+import { MemoryStore } from "../store/memory-store.js";
+import { RedisStore } from "../store/redis-store.js";
 import type { Generation } from "../config/generation.js";
 import { loadConfigFile } from "../config/loader.js";
 import type { ListenConfig, WeirConfig } from "../config/schema.js";
-import { ErrorCodes, WeirError } from "../errors.js";
+import { ConfigError, ErrorCodes, WeirError } from "../errors.js";
 import type { LifecycleHost } from "../lifecycle/handle-request.js";
 import type { ProxyRequest } from "../lifecycle/prepare-request.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { TargetRegistry } from "../upstream/target-registry.js";
+import { HealthCheckers } from "../upstream/health/checkers.js";
 import { AdminServer } from "../admin/admin-server.js";
 import { applyLimits, createListener } from "./listener.js";
 
@@ -24,6 +29,8 @@ export interface StartOptions {
   configFile: string;
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
+  /** Watch plugin sources and hot-reload them (default true). */
+  watchPlugins?: boolean;
 }
 
 export const VERSION = "0.1.0";
@@ -42,18 +49,28 @@ export class WeirRuntime implements LifecycleHost {
   private admin: AdminServer | null = null;
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
+  store: KeyValueStore = new MemoryStore();
+  private storeUrl: string | undefined;
+  readonly plugins: PluginHost;
+  /** Active health checkers, one per target of a live generation (they survive reloads). */
+  readonly health: HealthCheckers;
 
   private constructor(options: StartOptions) {
     this.configFile = resolve(options.configFile);
     this.env = options.env ?? process.env;
     this.log = options.logger ?? createLogger();
+    this.health = new HealthCheckers(this.log);
+    this.plugins = new PluginHost(this.log, () => this.store, { watch: options.watchPlugins ?? true });
+    this.plugins.onPluginLog = (name, lines) => this.writePluginLog(name, "", lines);
+    this.plugins.onFailure = (name, f) => this.log.warn({ plugin: name, hook: f.hook, error: f.message }, "plugin failed");
   }
 
   /** Loads the config, starts every listener and the admin server. Throws ConfigError or WeirError. */
   static async start(options: StartOptions): Promise<WeirRuntime> {
     const rt = new WeirRuntime(options);
     const config = loadConfigFile(rt.configFile, rt.env);
-    rt.generation = compileGeneration(config, rt.configFile, rt.nextGenerationId++, rt.registry);
+    rt.generation = await rt.compile(config);
+    rt.syncHealth();
     try {
       for (const spec of listenSpecs(config)) {
         const server = createListener(spec, rt.generation.limits, rt);
@@ -74,15 +91,63 @@ export class WeirRuntime implements LifecycleHost {
   /** Re-reads the config file; on success the new generation serves every new request. */
   async reload(): Promise<Generation> {
     const config = loadConfigFile(this.configFile, this.env);
-    const next = compileGeneration(config, this.configFile, this.nextGenerationId++, this.registry);
+    const next = await this.compile(config);
     const previous = this.generation;
     this.generation = next;
     for (const { server } of this.listeners) applyLimits(server, next.limits);
     this.admin?.setToken(config.admin === false ? undefined : config.admin?.token);
     this.retired.add(previous);
     this.releaseDrained();
+    this.syncHealth();
     this.log.info({ generation: next.id, routes: next.routes.length }, "config reloaded");
     return next;
+  }
+
+  /**
+   * Config -> generation: plugins are compiled and loaded first (their config validated against
+   * their schema), then everything else. Nothing is swapped in unless both succeed.
+   */
+  private async compile(config: WeirConfig): Promise<Generation> {
+    const problems = checkConfig(config, this.configFile);
+    if (problems.length) throw new ConfigError(problems);
+    this.ensureStore(config);
+    const { slots, problems: pluginProblems } = await this.plugins.prepare(config, this.configFile);
+    if (pluginProblems.length) throw new ConfigError(pluginProblems);
+    const gen = compileGeneration(config, this.configFile, this.nextGenerationId++, this.registry, {
+      slots,
+      pluginLog: (plugin, requestId, lines) => this.writePluginLog(plugin, requestId, lines),
+      log: this.log,
+    });
+    this.plugins.commit(slots);
+    return gen;
+  }
+
+  /** The store behind ctx.store and rate limits: Redis when configured, else in-process. */
+  private ensureStore(config: WeirConfig): void {
+    const url = config.store?.redis;
+    if (url && (this.store.kind !== "redis" || this.storeUrl !== url)) {
+      const old = this.store;
+      this.store = new RedisStore(url, { onError: (err) => this.log.warn({ err: err.message }, "redis store unavailable") });
+      this.storeUrl = url;
+      void old.close();
+    } else if (!url && this.store.kind !== "memory") {
+      const old = this.store;
+      this.store = new MemoryStore();
+      this.storeUrl = undefined;
+      void old.close();
+    }
+  }
+
+  private writePluginLog(plugin: string, requestId: string, lines: unknown): void {
+    if (!Array.isArray(lines)) return;
+    for (const line of lines.slice(0, 20)) {
+      if (!Array.isArray(line)) continue;
+      const [level, msg, fields] = line as [string, string, string];
+      const lvl = level === "debug" || level === "warn" || level === "error" ? level : "info";
+      let extra: unknown;
+      try { extra = fields ? JSON.parse(fields) : undefined; } catch { extra = fields; }
+      this.log[lvl]({ plugin, requestId, fields: extra }, String(msg).slice(0, 2000));
+    }
   }
 
   requestStarted(gen: Generation): void {
@@ -104,7 +169,13 @@ export class WeirRuntime implements LifecycleHost {
     if (!released) return;
     const inUse = new Set(this.generation.targets);
     for (const g of this.retired) for (const t of g.targets) inUse.add(t);
+    this.syncHealth();
     void this.registry.release(inUse);
+  }
+
+  /** Health checkers follow the live generations, newest first (its settings win). */
+  private syncHealth(): void {
+    this.health.sync([this.generation, ...[...this.retired].reverse()]);
   }
 
   /** Where the listeners and the admin server are, as URLs. */
@@ -132,7 +203,10 @@ export class WeirRuntime implements LifecycleHost {
     for (const { server } of this.listeners) server.closeAllConnections();
     await Promise.all(closed);
     await this.admin?.close();
+    this.health.stopAll();
     await this.registry.closeAll();
+    await this.plugins.close();
+    await this.store.close();
   }
 }
 

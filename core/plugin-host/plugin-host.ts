@@ -1,0 +1,255 @@
+/**
+ * The plugin host: turns the `plugins:` entries of a config into running plugin slots, keeps
+ * them across config reloads when nothing about them changed, and hot-reloads a plugin when its
+ * source changes (chokidar), keeping the old version serving when the new one fails to compile,
+ * load or validate.
+ */
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Ajv } from "ajv";
+import { watch, type FSWatcher } from "chokidar";
+import type { ConfigProblem } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
+import type { KeyValueStore } from "../store/key-value-store.js";
+import { createHostCall, type Granted } from "./capabilities.js";
+import { compilePlugin, PluginCompileError, type CompiledPlugin } from "./compile-plugin.js";
+import { PluginFailure, PluginInstance, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
+import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
+
+export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000 } as const;
+
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+
+/** Where the built-in plugins are, from core/ (ts) and dist/core/ (js) layouts alike. */
+function builtinDir(): string {
+  const candidates = ["../../plugins", "../../../plugins"].map((p) => fileURLToPath(new URL(p, import.meta.url)));
+  return candidates.find((p) => existsSync(resolve(p, "key-auth"))) ?? candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}
+
+export interface EntryRef { at: string; entry: PluginEntryConfig }
+
+/** Every plugin entry of a config, with its key path. */
+export function pluginEntries(config: WeirConfig): EntryRef[] {
+  const out: EntryRef[] = [];
+  config.plugins?.forEach((entry, i) => out.push({ at: `plugins[${i}]`, entry }));
+  config.routes?.forEach((r, ri) => r.plugins?.forEach((entry, i) => out.push({ at: `routes[${ri}].plugins[${i}]`, entry })));
+  return out;
+}
+
+export class PluginHost {
+  private readonly compiled = new Map<string, Promise<CompiledPlugin>>();
+  private slots = new Map<string, PluginSlot>();
+  private watcher: FSWatcher | null = null;
+  private readonly watched = new Set<string>();
+  private readonly pendingReloads = new Map<string, NodeJS.Timeout>();
+  /** Called for every plugin failure (metrics, logs). */
+  onFailure: (slotName: string, failure: PluginFailure) => void = () => undefined;
+  /** Where ctx.log lines written in onLog go (request-phase lines go through the generation). */
+  onPluginLog: (plugin: string, lines: unknown) => void = () => undefined;
+
+  constructor(private readonly log: Logger, private readonly store: () => KeyValueStore, private readonly options: { watch: boolean } = { watch: true }) {}
+
+  /** Resolves `use:` to a source file: a built-in name, or a path relative to the config file. */
+  resolveUse(use: string, configFile: string): { file: string; builtin: boolean } {
+    if (/^[a-z0-9][a-z0-9-]*$/.test(use)) return { file: resolve(builtinDir(), use, "plugin.ts"), builtin: true };
+    return { file: resolve(dirname(configFile), use), builtin: false };
+  }
+
+  /**
+   * Builds (or reuses) a slot for every plugin entry. Returns the slots by key path, or the
+   * problems found, in the config-problem format; on problems nothing changes.
+   */
+  async prepare(config: WeirConfig, configFile: string): Promise<{ slots: Map<string, PluginSlot>; problems: ConfigProblem[] }> {
+    const problems: ConfigProblem[] = [];
+    const next = new Map<string, PluginSlot>();
+    const created: PluginInstance[] = [];
+    for (const { at, entry } of pluginEntries(config)) {
+      const { file, builtin } = this.resolveUse(entry.use, configFile);
+      if (builtin && !existsSync(file)) {
+        problems.push({ file: configFile, path: `${at}.use`, message: `unknown built-in plugin "${entry.use}"; use a built-in name or a path such as ./plugins/my-policy.ts` });
+        continue;
+      }
+      const limits: InstanceLimits = {
+        memoryMb: entry.limits?.memoryMb ?? PLUGIN_DEFAULTS.memoryMb,
+        timeoutMs: entry.limits?.timeoutMs ?? PLUGIN_DEFAULTS.timeoutMs,
+        asyncTimeoutMs: entry.limits?.asyncTimeoutMs ?? PLUGIN_DEFAULTS.asyncTimeoutMs,
+      };
+      let compiled: CompiledPlugin;
+      try {
+        compiled = await this.compile(file);
+      } catch (err) {
+        problems.push({ file: configFile, path: `${at}.use`, message: (err as Error).message });
+        continue;
+      }
+      const info: EntryInfo = { use: entry.use, file, at, builtin, onError: entry.onError ?? "closed" };
+      const key = JSON.stringify([at, file, compiled.hash, entry.config ?? {}, limits, entry.permissions ?? null, info.onError]);
+      const existing = this.slots.get(key);
+      if (existing) { next.set(at, existing); continue; }
+      try {
+        const instance = await this.instantiate(compiled, entry, limits, info, (msg) => { throw new EntryProblem(msg); });
+        created.push(instance);
+        next.set(at, new PluginSlot(instance, info, key));
+      } catch (err) {
+        if (err instanceof EntryProblem) problems.push(...err.problems(configFile, at));
+        else problems.push({ file: configFile, path: `${at}.use`, message: `the plugin failed to load: ${(err as Error).message}` });
+      }
+    }
+    if (problems.length) {
+      for (const i of created) i.dispose();
+      return { slots: new Map(), problems };
+    }
+    return { slots: next, problems };
+  }
+
+  /** Makes `slots` the live set: slots no longer used are disposed, new sources are watched. */
+  commit(slots: Map<string, PluginSlot>): void {
+    const keep = new Set([...slots.values()].map((s) => s.key));
+    for (const [key, slot] of this.slots) if (!keep.has(key)) { slot.current.retired = true; if (slot.current.inflight === 0) slot.current.dispose(); }
+    this.slots = new Map([...slots.values()].map((s) => [s.key, s]));
+    if (this.options.watch) for (const s of slots.values()) this.watchSources(s.entry.file);
+  }
+
+  /** Every live slot (for /plugins and metrics). */
+  all(): PluginSlot[] {
+    return [...this.slots.values()];
+  }
+
+  private compile(file: string): Promise<CompiledPlugin> {
+    let p = this.compiled.get(file);
+    if (!p) {
+      p = compilePlugin(file);
+      this.compiled.set(file, p);
+      p.catch(() => this.compiled.delete(file));
+    }
+    return p;
+  }
+
+  private async instantiate(compiled: CompiledPlugin, entry: PluginEntryConfig, limits: InstanceLimits, info: EntryInfo, problem: (m: string) => never): Promise<PluginInstance> {
+    let granted: Granted = {};
+    const hostCall = (name: string, args: string) => call(name, args);
+    let call = createHostCall("pending", {}, this.store);
+    const instance = await PluginInstance.create(compiled, limits, hostCall, (manifest) => {
+      granted = grantsFor(manifest, entry, info.builtin, problem);
+      call = createHostCall(manifest.name, granted, this.store);
+      const config = entry.config ?? {};
+      if (manifest.configSchema) {
+        const validate = ajv.compile(manifest.configSchema);
+        if (!validate(config)) {
+          throw new EntryProblem("", (validate.errors ?? []).map((e) => ({
+            path: "config" + e.instancePath.replace(/\/([0-9]+)/g, "[$1]").replace(/\//g, ".") + (e.keyword === "required" ? `.${(e.params as { missingProperty: string }).missingProperty}` : ""),
+            message: e.keyword === "required" ? "is required" : e.keyword === "additionalProperties" ? `unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"` : e.message ?? "is invalid",
+          })));
+        }
+      }
+      return { configJson: JSON.stringify(config), grantedJson: JSON.stringify(granted) };
+    }, (inst, failure) => this.onFailure(inst.name, failure));
+    instance.onLogOutput = (inst, lines) => this.onPluginLog(inst.name, lines);
+    return instance;
+  }
+
+  private watchSources(file: string): void {
+    void this.compile(file).then((c) => {
+      for (const input of c.inputs) {
+        if (this.watched.has(input)) continue;
+        this.watched.add(input);
+        if (!this.watcher) {
+          this.watcher = watch([], { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 } });
+          this.watcher.on("all", (_event, path) => this.sourceChanged(resolve(path)));
+          this.watcher.on("error", (err) => this.log.warn({ err }, "plugin watcher error"));
+        }
+        this.watcher.add(input);
+      }
+    }, () => undefined);
+  }
+
+  /** A watched source changed: recompile every plugin built from it (debounced). */
+  private sourceChanged(path: string): void {
+    clearTimeout(this.pendingReloads.get(path));
+    this.pendingReloads.set(path, setTimeout(() => {
+      this.pendingReloads.delete(path);
+      void this.reloadFrom(path);
+    }, 50));
+  }
+
+  /** Rebuilds the plugins whose bundle includes `path`. Exposed for tests and the admin API. */
+  async reloadFrom(path: string): Promise<void> {
+    const affected = new Set<string>();
+    for (const [file, p] of this.compiled) {
+      const c = await p.catch(() => null);
+      if (file === path || c?.inputs.includes(path)) affected.add(file);
+    }
+    if (affected.size === 0) affected.add(path);
+    for (const file of affected) {
+      this.compiled.delete(file);
+      const slots = this.all().filter((s) => s.entry.file === file);
+      if (slots.length === 0) continue;
+      let compiled: CompiledPlugin;
+      try {
+        compiled = await this.compile(file);
+      } catch (err) {
+        const message = err instanceof PluginCompileError ? err.message : String(err);
+        for (const s of slots) s.reloadError = message;
+        this.log.error({ plugin: file, error: message }, "plugin reload failed; the previous version keeps serving");
+        continue;
+      }
+      for (const s of slots) {
+        if (s.current.compiled.hash === compiled.hash) continue;
+        try {
+          const entry: PluginEntryConfig = { use: s.entry.use, config: JSON.parse(s.current.configJson), permissions: JSON.parse(s.current.grantedJson) };
+          const next = await this.instantiate(compiled, { ...entry, permissions: s.entry.builtin ? undefined : entry.permissions }, s.current.limits, s.entry, (m) => { throw new Error(m); });
+          s.swap(next);
+          this.log.info({ plugin: next.name, version: next.manifest.version, at: s.entry.at }, "plugin reloaded");
+        } catch (err) {
+          s.reloadError = err instanceof EntryProblem ? err.summary() : String((err as Error).message);
+          this.log.error({ plugin: s.current.name, at: s.entry.at, error: s.reloadError }, "plugin reload failed; the previous version keeps serving");
+        }
+      }
+      if (this.options.watch) this.watchSources(file);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.pendingReloads.values()) clearTimeout(t);
+    await this.watcher?.close();
+    for (const s of this.slots.values()) s.current.dispose();
+    this.slots.clear();
+  }
+}
+
+/** A problem with one entry (its config or permissions), reported at the entry's key path. */
+class EntryProblem extends Error {
+  constructor(message: string, readonly items: { path: string; message: string }[] = [{ path: "", message }]) {
+    super(message || items.map((i) => `${i.path}: ${i.message}`).join("; "));
+  }
+  problems(file: string, at: string): ConfigProblem[] {
+    return this.items.map((i) => ({ file, path: i.path ? `${at}.${i.path}` : at, message: i.message }));
+  }
+  summary(): string {
+    return this.items.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
+  }
+}
+
+/**
+ * What a plugin gets: what it declares, and for third-party plugins only if the entry grants it
+ * (a plugin asking for more than its entry grants is refused, naming the missing grant). Built-ins
+ * ship with Weir and get what they declare.
+ */
+function grantsFor(manifest: PluginManifest, entry: PluginEntryConfig, builtin: boolean, problem: (m: string) => never): Granted {
+  const asked = manifest.permissions;
+  const grant = entry.permissions ?? {};
+  const missing: string[] = [];
+  const out: Granted = {};
+  if (asked.store) { if (builtin || grant.store) out.store = true; else missing.push("store: true"); }
+  if (asked.jwt) { if (builtin || grant.jwt) out.jwt = true; else missing.push("jwt: true"); }
+  if (asked.fetch?.length) {
+    const allowed = (builtin ? asked.fetch : asked.fetch.filter((o) => grant.fetch?.includes(o)));
+    const notGranted = asked.fetch.filter((o) => !allowed.includes(o));
+    if (notGranted.length) missing.push(`fetch: [${notGranted.map((o) => JSON.stringify(o)).join(", ")}]`);
+    out.fetch = allowed;
+  }
+  if (builtin && grant.fetch?.length) out.fetch = [...(out.fetch ?? []), ...grant.fetch];
+  if (missing.length) problem(`the plugin "${manifest.name}" asks for permissions this entry does not grant; add permissions: { ${missing.join(", ")} }`);
+  return out;
+}

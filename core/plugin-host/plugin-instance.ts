@@ -1,0 +1,241 @@
+/**
+ * One plugin entry of a config (a `use:` line with its config, limits and permissions) running in
+ * its own isolate. It turns every way a plugin can fail — a throw, a timeout, running out of
+ * memory, a promise that never settles, a bad result — into a PluginFailure value, rebuilds its
+ * isolate when V8 disposed it, and keeps the counters `/plugins` and the metrics show.
+ */
+import type { CompiledPlugin } from "./compile-plugin.js";
+import { SandboxIsolate, type HostCall } from "./sandbox-isolate.js";
+
+export interface PluginManifest {
+  name: string;
+  version: string;
+  hooks: ("onRequest" | "onResponse" | "onLog")[];
+  configSchema: Record<string, unknown> | null;
+  permissions: { store?: boolean; fetch?: string[]; jwt?: boolean };
+}
+
+export interface InstanceLimits {
+  memoryMb: number;
+  /** CPU time limit of one synchronous hook run. */
+  timeoutMs: number;
+  /** Wall-clock limit of an async hook (awaiting the store, fetch, jwt). */
+  asyncTimeoutMs: number;
+}
+
+/** A hook's outcome that is not a result: the caller applies the entry's onError. */
+export class PluginFailure {
+  constructor(readonly plugin: string, readonly hook: string, readonly message: string) {}
+}
+
+export type InstanceState = "active" | "degraded" | "rebuilding" | "failed";
+
+const DEGRADED_AFTER = 5;
+const MAX_ERRORS_KEPT = 10;
+const MAX_LOG_QUEUE = 10_000;
+
+export class PluginInstance {
+  private sandbox: SandboxIsolate | null;
+  private rebuilding: Promise<void> | null = null;
+  private consecutiveFailures = 0;
+  /** Requests that hold this instance (for draining before dispose on hot reload). */
+  inflight = 0;
+  retired = false;
+  failures = 0;
+  calls = 0;
+  readonly errors: { at: string; hook: string; message: string }[] = [];
+
+  readonly hasRequest: boolean;
+  readonly hasResponse: boolean;
+  readonly hasLog: boolean;
+  private logQueue: string[] = [];
+  private logScheduled = false;
+  /** onLog calls dropped because the queue was full (the plugin could not keep up). */
+  logDropped = 0;
+
+  private constructor(
+    readonly compiled: CompiledPlugin,
+    readonly manifest: PluginManifest,
+    readonly configJson: string,
+    readonly grantedJson: string,
+    readonly limits: InstanceLimits,
+    private readonly hostCall: HostCall,
+    sandbox: SandboxIsolate,
+    private readonly onError: (instance: PluginInstance, failure: PluginFailure) => void,
+  ) {
+    this.sandbox = sandbox;
+    this.hasRequest = manifest.hooks.includes("onRequest");
+    this.hasResponse = manifest.hooks.includes("onResponse");
+    this.hasLog = manifest.hooks.includes("onLog");
+  }
+
+  /**
+   * Queues an onLog call. The queue is bounded (ANCHORS.md: an unbounded queue of calls into an
+   * isolate ran it out of memory): what overflows is dropped and counted.
+   */
+  enqueueLog(packed: string): void {
+    if (this.logQueue.length >= MAX_LOG_QUEUE) { this.logDropped++; return; }
+    this.logQueue.push(packed);
+    if (!this.logScheduled) {
+      this.logScheduled = true;
+      setImmediate(this.flushLogs);
+    }
+  }
+
+  private readonly flushLogs = (): void => {
+    this.logScheduled = false;
+    const batch = this.logQueue;
+    this.logQueue = [];
+    for (const packed of batch) {
+      if (this.retired && !this.sandbox) break;
+      const r = this.run("onLog", packed);
+      if (r instanceof Promise) void r.then((v) => this.logResult(v));
+      else this.logResult(r);
+    }
+  };
+
+  /** Logs a plugin asked for in onLog reach the host log through this. */
+  onLogOutput: (instance: PluginInstance, logs: unknown) => void = () => undefined;
+
+  private logResult(r: string | PluginFailure): void {
+    if (typeof r !== "string" || r === "") return;
+    try {
+      const out = JSON.parse(r) as { l?: unknown };
+      if (out.l !== undefined) this.onLogOutput(this, out.l);
+    } catch { /* a malformed onLog result changes nothing */ }
+  }
+
+  /**
+   * Loads a compiled plugin into a fresh isolate and reads its manifest. `configure` receives the
+   * manifest and returns the config and grants to hand in (it validates them) or throws.
+   */
+  static async create(
+    compiled: CompiledPlugin,
+    limits: InstanceLimits,
+    hostCall: HostCall,
+    configure: (manifest: PluginManifest) => { configJson: string; grantedJson: string },
+    onError: (instance: PluginInstance, failure: PluginFailure) => void,
+  ): Promise<PluginInstance> {
+    const sandbox = await SandboxIsolate.create({ memoryMb: limits.memoryMb, code: compiled.code, filename: compiled.file, hostCall });
+    try {
+      const manifest = parseManifest(sandbox.manifestJson);
+      const { configJson, grantedJson } = configure(manifest);
+      sandbox.configure(configJson, grantedJson);
+      return new PluginInstance(compiled, manifest, configJson, grantedJson, limits, hostCall, sandbox, onError);
+    } catch (err) {
+      sandbox.dispose();
+      throw err;
+    }
+  }
+
+  get name(): string { return this.manifest.name; }
+
+  get state(): InstanceState {
+    if (this.rebuilding) return "rebuilding";
+    if (!this.sandbox) return "failed";
+    return this.consecutiveFailures >= DEGRADED_AFTER ? "degraded" : "active";
+  }
+
+  has(hook: string): boolean {
+    return (this.manifest.hooks as string[]).includes(hook);
+  }
+
+  /**
+   * Runs a hook. Returns the result string, a promise of it (async hook), or a PluginFailure.
+   * Never throws.
+   */
+  run(hook: string, packed: string): string | Promise<string | PluginFailure> | PluginFailure {
+    const sandbox = this.sandbox;
+    if (!sandbox || sandbox.disposed) return this.fail(hook, "the plugin's isolate is being rebuilt after a failure");
+    this.calls++;
+    let r: string;
+    try {
+      r = sandbox.run(packed, this.limits.timeoutMs);
+    } catch (err) {
+      return this.fail(hook, describeSandboxError(err, this.limits));
+    }
+    if (r.charCodeAt(0) === 1) return this.settle(sandbox, hook, Number(r.slice(1)));
+    return this.check(hook, r);
+  }
+
+  private settle(sandbox: SandboxIsolate, hook: string, id: number): Promise<string | PluginFailure> {
+    return new Promise((resolve) => {
+      const watchdog = setTimeout(() => {
+        // isolated-vm never times out a pending promise: we give up on it, and since a plugin that
+        // never settles may be holding its isolate hostage we replace the isolate.
+        sandbox.drop(id);
+        resolve(this.fail(hook, `the async hook did not finish within ${this.limits.asyncTimeoutMs} ms`, true));
+      }, this.limits.asyncTimeoutMs);
+      sandbox.settle(id).then(
+        (r) => { clearTimeout(watchdog); resolve(typeof r === "string" ? this.check(hook, r) : this.fail(hook, "bad async result")); },
+        (err) => { clearTimeout(watchdog); resolve(this.fail(hook, describeSandboxError(err, this.limits))); },
+      );
+    });
+  }
+
+  private check(hook: string, r: string): string | PluginFailure {
+    if (r.length > 1 && r.startsWith('{"e":')) {
+      let message = "the plugin failed";
+      try { message = (JSON.parse(r) as { e: string }).e; } catch { /* keep the generic message */ }
+      return this.fail(hook, message);
+    }
+    this.consecutiveFailures = 0;
+    return r;
+  }
+
+  private fail(hook: string, message: string, replace = false): PluginFailure {
+    this.failures++;
+    this.consecutiveFailures++;
+    this.errors.push({ at: new Date().toISOString(), hook, message });
+    if (this.errors.length > MAX_ERRORS_KEPT) this.errors.shift();
+    const failure = new PluginFailure(this.manifest.name, hook, message);
+    this.onError(this, failure);
+    if ((replace || this.sandbox?.disposed) && !this.retired) this.rebuild();
+    return failure;
+  }
+
+  /** Replaces a disposed (or hostage) isolate with a fresh one from the same bundle. */
+  private rebuild(): void {
+    if (this.rebuilding) return;
+    const old = this.sandbox;
+    this.sandbox = null;
+    old?.dispose();
+    this.rebuilding = SandboxIsolate.create({ memoryMb: this.limits.memoryMb, code: this.compiled.code, filename: this.compiled.file, hostCall: this.hostCall })
+      .then((s) => {
+        s.configure(this.configJson, this.grantedJson);
+        if (this.retired) s.dispose();
+        else this.sandbox = s;
+      })
+      .catch((err) => {
+        this.errors.push({ at: new Date().toISOString(), hook: "rebuild", message: String((err as Error).message) });
+      })
+      .finally(() => { this.rebuilding = null; });
+  }
+
+  heapUsed(): number {
+    return this.sandbox?.heapUsed() ?? 0;
+  }
+
+  dispose(): void {
+    this.retired = true;
+    this.sandbox?.dispose();
+    this.sandbox = null;
+  }
+}
+
+function parseManifest(json: string): PluginManifest {
+  const m = JSON.parse(json) as Partial<PluginManifest> & { error?: string };
+  if (m.error) throw new Error(m.error);
+  if (typeof m.name !== "string" || !/^[a-z0-9][a-z0-9-]*$/.test(m.name)) throw new Error(`the plugin's name must be lower-case letters, digits and dashes (got ${JSON.stringify(m.name)})`);
+  if (typeof m.version !== "string" || !/^\d+\.\d+\.\d+([-+].*)?$/.test(m.version)) throw new Error(`the plugin's version must be a semantic version such as "1.0.0" (got ${JSON.stringify(m.version)})`);
+  if (!m.hooks || m.hooks.length === 0) throw new Error("the plugin defines no hook (onRequest, onResponse or onLog)");
+  return { name: m.name, version: m.version, hooks: m.hooks, configSchema: m.configSchema ?? null, permissions: m.permissions ?? {} };
+}
+
+function describeSandboxError(err: unknown, limits: InstanceLimits): string {
+  const message = String((err as Error)?.message ?? err);
+  if (/timed out/i.test(message)) return `the hook used more than its ${limits.timeoutMs} ms of CPU time`;
+  if (/memory limit/i.test(message)) return `the plugin went over its ${limits.memoryMb} MB memory limit; its isolate was replaced`;
+  if (/disposed/i.test(message)) return "the plugin's isolate was disposed; it is being replaced";
+  return message.slice(0, 300);
+}

@@ -1,0 +1,102 @@
+/**
+ * The only module that touches isolated-vm: one V8 isolate running one plugin instance.
+ * Keeping it behind this small surface (create, run, settle, dispose) is what would let us move
+ * to another sandbox without touching the rest.
+ *
+ * Only primitive strings and numbers cross in either direction. The host's capability function
+ * is handed in as a Reference that the sandbox bootstrap captures and removes from the global.
+ */
+import ivm from "isolated-vm";
+import { sandboxSource } from "./sandbox-main.js";
+
+export type HostCall = (name: string, argsJson: string) => Promise<string>;
+
+export interface SandboxOptions {
+  memoryMb: number;
+  /** The plugin's bundled JavaScript (an IIFE assigning globalThis.__weirPluginModule). */
+  code: string;
+  filename: string;
+  hostCall: HostCall;
+  /** Time limit for loading the bundle. */
+  loadTimeoutMs?: number;
+}
+
+const bootstrap = sandboxSource();
+
+export class SandboxIsolate {
+  private constructor(
+    private readonly isolate: ivm.Isolate,
+    private readonly context: ivm.Context,
+    private readonly runRef: ivm.Reference<(packed: string) => string>,
+    private readonly settleRef: ivm.Reference<(id: number) => Promise<string>>,
+    private readonly dropRef: ivm.Reference<(id: number) => void>,
+    /** The manifest JSON the plugin's definition produced. */
+    readonly manifestJson: string,
+  ) {}
+
+  static async create(o: SandboxOptions): Promise<SandboxIsolate> {
+    const isolate = new ivm.Isolate({ memoryLimit: o.memoryMb });
+    try {
+      const context = await isolate.createContext();
+      await context.global.set("__weirHostCall", new ivm.Reference(o.hostCall));
+      const timeout = o.loadTimeoutMs ?? 2000;
+      await context.eval(bootstrap, { timeout });
+      const script = await isolate.compileScript(o.code, { filename: o.filename });
+      await script.run(context, { timeout });
+      script.release();
+      const manifestJson = (await context.eval("__weir.manifest()", { timeout })) as string;
+      const runRef = (await context.eval("__weir.run", { reference: true })) as ivm.Reference<(p: string) => string>;
+      const settleRef = (await context.eval("__weir.settle", { reference: true })) as ivm.Reference<(id: number) => Promise<string>>;
+      const dropRef = (await context.eval("__weir.drop", { reference: true })) as ivm.Reference<(id: number) => void>;
+      return new SandboxIsolate(isolate, context, runRef, settleRef, dropRef, manifestJson);
+    } catch (err) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw err;
+    }
+  }
+
+  /** Hands the validated config and the granted permissions to the plugin. */
+  configure(configJson: string, grantedJson: string): void {
+    this.context.evalClosureSync("__weir.configure($0, $1)", [configJson, grantedJson], { timeout: 1000 });
+  }
+
+  /** Runs one hook synchronously under the CPU time limit; returns the sandbox's result string. */
+  run(packed: string, timeoutMs: number): string {
+    const r = this.runRef.applySync(undefined, [packed], { timeout: timeoutMs });
+    if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
+    return r;
+  }
+
+  /** Waits for an async hook's result. The caller owns the wall-clock watchdog. */
+  settle(id: number): Promise<string> {
+    return this.settleRef.apply(undefined, [id], { result: { promise: true, copy: true } }) as unknown as Promise<string>;
+  }
+
+  /** Forgets an async call the host gave up on. */
+  drop(id: number): void {
+    if (!this.isolate.isDisposed) this.dropRef.applyIgnored(undefined, [id]);
+  }
+
+  get disposed(): boolean {
+    return this.isolate.isDisposed;
+  }
+
+  /** Bytes of V8 heap in use (what counts against memoryMb). */
+  heapUsed(): number {
+    if (this.isolate.isDisposed) return 0;
+    const s = this.isolate.getHeapStatisticsSync();
+    return s.used_heap_size + s.externally_allocated_size;
+  }
+
+  /** CPU time the isolate has used, in ms. */
+  cpuTimeMs(): number {
+    return this.isolate.isDisposed ? 0 : Number(this.isolate.cpuTime) / 1e6;
+  }
+
+  dispose(): void {
+    if (!this.isolate.isDisposed) {
+      try { this.context.release(); } catch { /* already gone with the isolate */ }
+      this.isolate.dispose();
+    }
+  }
+}

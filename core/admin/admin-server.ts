@@ -35,6 +35,24 @@ const routes: Record<string, Handler> = {
     }
     return [200, out];
   },
+  "GET /plugins": (rt) => [200, rt.plugins.all().map((slot) => {
+    const i = slot.current;
+    return {
+      name: i.name,
+      version: i.manifest.version,
+      source: slot.entry.file,
+      use: slot.entry.use,
+      at: slot.entry.at,
+      hooks: i.manifest.hooks,
+      state: slot.reloadError ? "reload-failed" : i.state,
+      errors: [...(slot.reloadError ? [{ at: null, hook: "reload", message: slot.reloadError }] : []), ...i.errors],
+      calls: i.calls,
+      failures: i.failures,
+      logDropped: i.logDropped,
+      memory: { heapUsedBytes: i.heapUsed(), limitMb: i.limits.memoryMb },
+      limits: i.limits,
+    };
+  })],
   "POST /reload": async (rt) => {
     try {
       const gen = await rt.reload();

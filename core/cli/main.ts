@@ -7,6 +7,10 @@ import { checkConfig } from "../config/compile.js";
 import { loadConfigFile } from "../config/loader.js";
 import { ConfigError, formatProblem, WeirError } from "../errors.js";
 import type { WeirRuntime } from "../server/runtime.js";
+import { resolve } from "node:path";
+import { createLogger } from "../log/logger.js";
+import { PluginHost } from "../plugin-host/plugin-host.js";
+import { MemoryStore } from "../store/memory-store.js";
 
 // The runtime (undici, the plugin host, isolated-vm) is imported only by the commands that run it,
 // so `validate` and `--help` start fast and need nothing but the config code.
@@ -57,11 +61,23 @@ export async function main(argv: string[], out = process.stdout, err = process.s
   }
 }
 
-function validate(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
+async function validate(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   try {
     const config = loadConfigFile(file);
     const problems = checkConfig(config, file);
     if (problems.length) throw new ConfigError(problems);
+    // Plugins are compiled and loaded into real isolates so that their config is checked
+    // against their own schema, exactly as start and reload would.
+    const store = new MemoryStore();
+    const host = new PluginHost(createLogger("silent"), () => store, { watch: false });
+    try {
+      const r = await host.prepare(config, resolve(file));
+      for (const slot of r.slots.values()) slot.current.dispose();
+      if (r.problems.length) throw new ConfigError(r.problems.map((p) => ({ ...p, file })));
+    } finally {
+      await host.close();
+      await store.close();
+    }
     out.write("ok\n");
     return 0;
   } catch (e) {

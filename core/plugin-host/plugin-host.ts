@@ -25,7 +25,8 @@ const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
 /** Where the built-in plugins are, from core/ (ts) and dist/core/ (js) layouts alike. */
 function builtinDir(): string {
   const candidates = ["../../plugins", "../../../plugins"].map((p) => fileURLToPath(new URL(p, import.meta.url)));
-  return candidates.find((p) => existsSync(resolve(p, "key-auth"))) ?? candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+  // dist/plugins/ holds transpiled copies (no plugin.ts): look for the sources themselves.
+  return candidates.find((p) => existsSync(resolve(p, "key-auth", "plugin.ts"))) ?? candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
 export interface EntryRef { at: string; entry: PluginEntryConfig }

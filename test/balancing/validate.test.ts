@@ -12,7 +12,8 @@ async function validate(upstream: Record<string, unknown>): Promise<{ code: numb
   const file = writeConfig(tempDir(), stringify({ upstreams: { api: upstream }, routes: [{ upstream: "api" }] }));
   let out = "";
   const sink = new Writable({ write(c, _e, cb) { out += String(c); cb(); } });
-  const code = await main(["validate", "-c", file], sink as unknown as NodeJS.WriteStream, sink as unknown as NodeJS.WriteStream);
+  const stream = sink as unknown as typeof process.stdout;
+  const code = await main(["validate", "-c", file], stream, sink as unknown as typeof process.stderr);
   return { code, lines: out.trim().split("\n").map((l) => l.slice(file.length + 2)) };
 }
 

@@ -21,6 +21,8 @@ const USAGE = `Usage: weir <command> [options]
 Commands:
   start     [-c FILE]   start the proxy (default config: ./weir.yaml)
   validate  -c FILE     check a config file; prints "ok" or one line per problem
+  plugin    <verb>      plugin tools: new, build, test, pack, keygen, sign, verify, install
+                        (weir plugin --help)
 
 Options:
   -c, --config FILE     the config file (YAML or JSON)
@@ -29,6 +31,10 @@ Options:
 `;
 
 export async function main(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  if (argv[0] === "plugin") {
+    const { pluginCommand } = await import("./plugin-commands.js");
+    return pluginCommand(argv.slice(1), out, err);
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -39,6 +39,8 @@ export interface UpstreamConfig {
 }
 export interface PluginEntryConfig {
   use: string;
+  /** For a .weirpkg: the version (or semver range) the package must have; refuses a replayed old one. */
+  version?: string;
   config?: Record<string, unknown>;
   onError?: "closed" | "open";
   /** memoryMb: V8 heap limit of the isolate (default 32); timeoutMs: CPU time of one hook run (default 50); asyncTimeoutMs: wall time of an async hook (default 5000). */
@@ -72,6 +74,8 @@ export interface WeirConfig {
   plugins?: PluginEntryConfig[];
   trustedPublishers?: Record<string, string>;
   requireSigned?: boolean;
+  /** Largest .weirpkg accepted, in bytes. Default 5 MiB. */
+  maxPackageBytes?: number;
 }
 
 const DURATION_TEXT = 'a duration such as "250ms", "2s", "1m" or a number of milliseconds';
@@ -87,6 +91,7 @@ export const BALANCERS: BalanceName[] = ["round-robin", "least-conn", "p2c-ewma"
 
 const pluginEntry = closed({
   use: { type: "string", minLength: 1 },
+  version: { type: "string", minLength: 1 },
   config: { type: "object" },
   onError: { enum: ["closed", "open"] },
   limits: closed({ memoryMb: { type: "integer", minimum: 8, maximum: 4096 }, timeoutMs: { type: "integer", minimum: 1, maximum: 60000 }, asyncTimeoutMs: { type: "integer", minimum: 1, maximum: 600000 } }),
@@ -143,4 +148,5 @@ export const configSchema = closed({
   plugins: { type: "array", items: pluginEntry },
   trustedPublishers: { type: "object", additionalProperties: { type: "string", minLength: 1 } },
   requireSigned: { type: "boolean" },
+  maxPackageBytes: { type: "integer", minimum: 1024 },
 });

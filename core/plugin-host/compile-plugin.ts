@@ -16,6 +16,8 @@ export interface CompiledPlugin {
   hash: string;
   /** Every local file the bundle was built from (watched for hot reload). */
   inputs: string[];
+  /** For a .weirpkg: the manifest the package states (checked against the loaded bundle). */
+  package?: import("../marketplace/package-format.js").PackageManifest;
 }
 
 /** The SDK source, found both from core/ (ts) and dist/core/ (js) layouts. */

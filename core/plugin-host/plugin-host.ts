@@ -17,6 +17,9 @@ import { createHostCall, type Granted } from "./capabilities.js";
 import { compilePlugin, PluginCompileError, type CompiledPlugin } from "./compile-plugin.js";
 import { PluginFailure, PluginInstance, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
 import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
+import semver from "semver";
+import { checkBundleMatches, loadPackagedPlugin, type LoadPolicy } from "../marketplace/load-package.js";
+import { DEFAULT_MAX_PACKAGE_BYTES, PackageError } from "../marketplace/package-format.js";
 
 export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000 } as const;
 
@@ -45,6 +48,7 @@ export class PluginHost {
   private watcher: FSWatcher | null = null;
   private readonly watched = new Set<string>();
   private readonly pendingReloads = new Map<string, NodeJS.Timeout>();
+  private policy: LoadPolicy = { requireSigned: false, trustedPublishers: {}, maxPackageBytes: DEFAULT_MAX_PACKAGE_BYTES };
   /** Called for every plugin failure (metrics, logs). */
   onFailure: (slotName: string, failure: PluginFailure) => void = () => undefined;
   /** Where ctx.log lines written in onLog go (request-phase lines go through the generation). */
@@ -64,6 +68,16 @@ export class PluginHost {
    */
   async prepare(config: WeirConfig, configFile: string): Promise<{ slots: Map<string, PluginSlot>; problems: ConfigProblem[] }> {
     const problems: ConfigProblem[] = [];
+    const policy: LoadPolicy = {
+      requireSigned: config.requireSigned ?? false,
+      trustedPublishers: config.trustedPublishers ?? {},
+      maxPackageBytes: config.maxPackageBytes ?? DEFAULT_MAX_PACKAGE_BYTES,
+    };
+    if (JSON.stringify(policy) !== JSON.stringify(this.policy)) {
+      // A different trust policy: packages must be checked again under it.
+      for (const f of [...this.compiled.keys()]) if (f.endsWith(".weirpkg")) this.compiled.delete(f);
+      this.policy = policy;
+    }
     const next = new Map<string, PluginSlot>();
     const created: PluginInstance[] = [];
     for (const { at, entry } of pluginEntries(config)) {
@@ -77,12 +91,22 @@ export class PluginHost {
         timeoutMs: entry.limits?.timeoutMs ?? PLUGIN_DEFAULTS.timeoutMs,
         asyncTimeoutMs: entry.limits?.asyncTimeoutMs ?? PLUGIN_DEFAULTS.asyncTimeoutMs,
       };
+      if (policy.requireSigned && !builtin && !file.endsWith(".weirpkg")) {
+        problems.push({ file: configFile, path: `${at}.use`, message: "requireSigned is on: a plugin must be a built-in or a signed .weirpkg package (weir plugin pack, then sign)" });
+        continue;
+      }
       let compiled: CompiledPlugin;
       try {
         compiled = await this.compile(file);
       } catch (err) {
-        problems.push({ file: configFile, path: `${at}.use`, message: (err as Error).message });
+        problems.push({ file: configFile, path: `${at}.use`, message: (err instanceof PackageError ? "refused package: " : "") + (err as Error).message });
         continue;
+      }
+      if (entry.version !== undefined) {
+        const version = compiled.package?.version;
+        if (version === undefined) problems.push({ file: configFile, path: `${at}.version`, message: "a version pin applies only to .weirpkg packages" });
+        else if (!semver.satisfies(version, entry.version)) problems.push({ file: configFile, path: `${at}.version`, message: `the package is version ${version}; this entry pins ${entry.version}` });
+        if (version === undefined || !semver.satisfies(version, entry.version)) continue;
       }
       const info: EntryInfo = { use: entry.use, file, at, builtin, onError: entry.onError ?? "closed" };
       const key = JSON.stringify([at, file, compiled.hash, entry.config ?? {}, limits, entry.permissions ?? null, info.onError]);
@@ -120,7 +144,7 @@ export class PluginHost {
   private compile(file: string): Promise<CompiledPlugin> {
     let p = this.compiled.get(file);
     if (!p) {
-      p = compilePlugin(file);
+      p = file.endsWith(".weirpkg") ? loadPackagedPlugin(file, this.policy) : compilePlugin(file);
       this.compiled.set(file, p);
       p.catch(() => this.compiled.delete(file));
     }
@@ -132,6 +156,9 @@ export class PluginHost {
     const hostCall = (name: string, args: string) => call(name, args);
     let call = createHostCall("pending", {}, this.store);
     const instance = await PluginInstance.create(compiled, limits, hostCall, (manifest) => {
+      if (compiled.package) {
+        try { checkBundleMatches(compiled.package, manifest); } catch (err) { problem(`refused package: ${(err as Error).message}`); }
+      }
       granted = grantsFor(manifest, entry, info.builtin, problem);
       call = createHostCall(manifest.name, granted, this.store);
       const config = entry.config ?? {};

@@ -29,9 +29,10 @@ export function parseRawResponse(text: string, closed: boolean): RawResponse {
 
 /**
  * Sends `payload` (string or chunks written with `gapMs` between them) and collects the answer
- * until the server closes, a full Content-Length body arrived, or `timeoutMs` passed.
+ * until the server closes, a full Content-Length body arrived (unless `untilClose`, for pipelined
+ * requests), or `timeoutMs` passed.
  */
-export async function rawRequest(port: number, payload: string | Buffer | (string | Buffer)[], options: { timeoutMs?: number; gapMs?: number } = {}): Promise<RawResponse> {
+export async function rawRequest(port: number, payload: string | Buffer | (string | Buffer)[], options: { timeoutMs?: number; gapMs?: number; untilClose?: boolean } = {}): Promise<RawResponse> {
   const socket: Socket = connect(port, "127.0.0.1");
   await once(socket, "connect");
   let data = "";
@@ -42,7 +43,7 @@ export async function rawRequest(port: number, payload: string | Buffer | (strin
       data += d.toString("latin1");
       const r = parseRawResponse(data, false);
       const len = Number(r.headers["content-length"] ?? NaN);
-      if (Number.isFinite(len) && Buffer.byteLength(r.body, "latin1") >= len && data.includes("\r\n\r\n")) { clearTimeout(timer); resolve(); }
+      if (!options.untilClose && Number.isFinite(len) && Buffer.byteLength(r.body, "latin1") >= len && data.includes("\r\n\r\n")) { clearTimeout(timer); resolve(); }
     });
     socket.on("close", () => { closed = true; clearTimeout(timer); resolve(); });
     socket.on("error", () => undefined);

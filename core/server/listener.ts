@@ -4,7 +4,7 @@
  * JSON with a request id.
  */
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import type { ListenConfig } from "../config/schema.js";
@@ -30,7 +30,14 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
   const server: Server = tls
     ? (createHttpsServer({ ...options, cert: readFileSync(spec.tls!.cert), key: readFileSync(spec.tls!.key) }) as unknown as Server)
     : createHttpServer(options);
-  server.on("request", createRequestHandler(host, tls));
+  const handleRequest = createRequestHandler(host, tls);
+  server.on("request", handleRequest);
+  // Expect: 100-continue (RFC 9110 §10.1.1): node:http would say "100 Continue" to everything, so a
+  // client would upload a body we then refuse for its size. Such a request gets its 413 instead.
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    if (!(Number(req.headers["content-length"]) > host.generation.limits.maxBodyBytes)) res.writeContinue();
+    handleRequest(req, res);
+  });
   server.on("upgrade", createUpgradeHandler(host, tls));
   server.on("connect", (_req, socket: Duplex) => {
     replyErrorRaw(socket, 405, ErrorCodes.METHOD_NOT_ALLOWED, "CONNECT is not allowed", newRequestId());

@@ -175,6 +175,19 @@ Limits("a Content-Length over limits.maxBodyBytes is 413 before any of the body 
   assert.is(res.headers["connection"], "close", "the unread body must not be parsed as the next request");
 });
 
+Limits("Expect: 100-continue with a Content-Length over the limit gets 413 and no 100 Continue", async (ctx) => {
+  const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Expect: 100-continue", `Content-Length: ${MAX_BODY_BYTES + 1}`], "POST /x HTTP/1.1"), { timeoutMs: 5000 });
+  assert.not.match(res.text, /100 Continue/, "the client was invited to send a body that is then refused");
+  assertRefused(ctx, res, 413, "WEIR_ERR_BODY_TOO_LARGE");
+});
+
+Limits("Expect: 100-continue within the limit gets 100 Continue and is forwarded without the Expect", async (ctx) => {
+  const res = await rawRequest(ctx.weir.port, [head(ctx.weir.port, ["Expect: 100-continue", "Content-Length: 5", "Connection: close"], "POST /x HTTP/1.1"), "hello"], { gapMs: 100, timeoutMs: 5000, untilClose: true });
+  assert.match(res.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  assert.is(ctx.up.seen[0]?.body.toString(), "hello");
+  assert.is(ctx.up.seen[0]?.headers["expect"], undefined);
+});
+
 Limits("a body of exactly limits.maxBodyBytes is forwarded", async (ctx) => {
   const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Connection: close", `Content-Length: ${MAX_BODY_BYTES}`], "POST /x HTTP/1.1") + "b".repeat(MAX_BODY_BYTES));
   assert.is(res.status, 200);

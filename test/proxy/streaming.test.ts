@@ -14,7 +14,7 @@ import { startWeir, type TestWeir } from "../support/weir.js";
 const SIZE = 8 * 1024 * 1024;
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-interface Ctx { up: TestUpstream; weir: TestWeir; payload: Buffer; payloadHash: string }
+interface Ctx { up: TestUpstream; weir: TestWeir; payload: Buffer; payloadHash: string; endlessClosed?: (finished: boolean) => void }
 
 const Streaming = suite<Ctx>("streaming");
 
@@ -46,6 +46,16 @@ Streaming.before(async (ctx) => {
           if (!res.write(chunk)) return void res.once("drain", pump);
         }
         res.end();
+      };
+      pump();
+    } else if (req.url === "/endless") {
+      // Writes until the connection goes away, then reports how it ended.
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let stop = false;
+      res.on("close", () => { stop = true; ctx.endlessClosed?.(res.writableFinished); });
+      const pump = () => {
+        while (!stop) if (!res.write(chunk)) return void res.once("drain", pump);
       };
       pump();
     } else if (req.url === "/echo") {
@@ -122,6 +132,21 @@ Streaming("an 8 MiB body echoed by the upstream comes back intact while it is st
   const body = await readAll(res.body);
   assert.is(body.length, SIZE);
   assert.is(sha256(body), payloadHash);
+});
+
+Streaming("a client that goes away mid-download makes Weir abort the upstream response", async (ctx) => {
+  const upstreamClosed = new Promise<boolean>((r) => { ctx.endlessClosed = r; });
+  const res = await request(`${ctx.weir.url}/endless`);
+  assert.is(res.statusCode, 200);
+  let received = 0;
+  for await (const c of res.body) {
+    received += (c as Buffer).length;
+    if (received > 1024 * 1024) break; // leaving the loop destroys the body and the connection
+  }
+  // Backpressure plus the abort: the upstream stops being read and then loses its connection,
+  // rather than streaming forever into a socket nobody reads.
+  const finished = await upstreamClosed;
+  assert.is(finished, false);
 });
 
 Streaming.run();

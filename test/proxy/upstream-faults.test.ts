@@ -29,6 +29,7 @@ const FAULTS: Record<string, (socket: import("node:net").Socket) => void> = {
   "cl-and-te": (s) => s.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
   "unasked-101": (s) => s.end("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
   silent: () => undefined,
+  "stall-mid-body": (s) => s.write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + "x".repeat(100)),
   "cut-length": (s) => { s.write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + "x".repeat(100)); setTimeout(() => s.destroy(), 50); },
   "cut-chunked": (s) => { s.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" + "x".repeat(100) + "\r\n"); setTimeout(() => s.destroy(), 50); },
 };
@@ -105,6 +106,21 @@ Faults("an upstream that accepts and never answers is 504 after timeouts.respons
   assertLocalReply(res, 504, "WEIR_ERR_UPSTREAM_TIMEOUT");
   assert.ok(elapsed >= RESPONSE_TIMEOUT_MS - 50, `504 came after only ${elapsed} ms`);
   assert.ok(elapsed < RESPONSE_TIMEOUT_MS + 2500, `504 came after ${elapsed} ms`);
+  await assertStillServing(weir);
+});
+
+Faults("an upstream that stalls mid-body is cut off after timeouts.response and the client sees an abort", async ({ weir }) => {
+  const started = Date.now();
+  const res = await request(`${weir.url}/stall-mid-body`);
+  assert.is(res.statusCode, 200);
+  try {
+    await res.body.text();
+    assert.unreachable("the stalled body was read as complete");
+  } catch (err) {
+    assert.not.instance(err, assert.Assertion);
+  }
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= RESPONSE_TIMEOUT_MS - 50 && elapsed < RESPONSE_TIMEOUT_MS + 2500, `the client was cut after ${elapsed} ms`);
   await assertStillServing(weir);
 });
 

@@ -123,6 +123,40 @@ export interface JwtVerifyOptions {
   clockTolerance?: number;
 }
 
+/** What `ctx.rateLimit` decided for one request. */
+export interface RateLimitResult {
+  allowed: boolean;
+  limit: number;
+  /** Requests still allowed right now, after this one. */
+  remaining: number;
+  /** Milliseconds until the quota is whole again (for `RateLimit-Reset`). */
+  resetMs: number;
+  /** Milliseconds until a refused request may be retried (for `Retry-After`); 0 when allowed. */
+  retryAfterMs: number;
+  /** Set when the shared store failed: `allowed` is then the `onStoreError` policy, not a count. */
+  storeError?: string;
+}
+
+export interface RateLimitOptions {
+  /** Requests allowed per window (also the largest burst). */
+  limit: number;
+  windowMs: number;
+  /** When the shared store (Redis) is down: "open" (default) allows, "closed" refuses. */
+  onStoreError?: "open" | "closed";
+}
+
+/**
+ * Counts one request against `key` with GCRA, done by the host; needs `permissions: { store: true }`.
+ * In-process it answers synchronously (a few µs, the hook stays synchronous); with `store.redis`
+ * it answers a Promise (one atomic Redis script, shared by every instance) that settles within
+ * ~100 ms even when Redis is down. Keys are namespaced per plugin.
+ * @example
+ * const r = ctx.rateLimit("ip:" + ctx.client.ip, { limit: 100, windowMs: 60_000 });
+ * const d = r instanceof Promise ? await r : r;
+ * if (!d.allowed) return ctx.respond(429, { error: "too many requests" }, { "retry-after": String(Math.ceil(d.retryAfterMs / 1000)) });
+ */
+export type RateLimit = (key: string, options: RateLimitOptions) => RateLimitResult | Promise<RateLimitResult>;
+
 export interface Log {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
@@ -157,6 +191,8 @@ export interface Context<Config = Record<string, unknown>> {
   readonly fetch: Fetch;
   /** Needs `permissions.jwt`. */
   readonly jwt: Jwt;
+  /** Needs `permissions.store`. */
+  readonly rateLimit: RateLimit;
   /** In `onLog`. */
   readonly timing: Timing;
 }

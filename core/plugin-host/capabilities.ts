@@ -8,6 +8,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyOptions } from "jose";
 import { request } from "undici";
 import type { KeyValueStore } from "../store/key-value-store.js";
+import { recordStoreError, storeDownDecision } from "../store/gcra.js";
 import type { HostCall } from "./sandbox-isolate.js";
 
 export interface Granted { store?: boolean; fetch?: string[]; jwt?: boolean }
@@ -22,7 +23,7 @@ const SYMMETRIC = ["HS256", "HS384", "HS512"];
 export function createHostCall(pluginName: string, granted: Granted, store: () => KeyValueStore): HostCall {
   const ns = `weir:${pluginName}:`;
   const origins = new Set((granted.fetch ?? []).map((o) => new URL(o).origin));
-  return async (name, argsJson) => {
+  const asyncCall: HostCall = async (name, argsJson) => {
     try {
       const args = JSON.parse(argsJson) as unknown[];
       let ok: unknown;
@@ -33,6 +34,20 @@ export function createHostCall(pluginName: string, granted: Granted, store: () =
         case "store.delete": need(granted.store, "store"); await store().delete(ns + str(args[0])); ok = null; break;
         case "fetch": ok = await hostFetch(origins, str(args[0]), (args[1] ?? {}) as FetchInit); break;
         case "jwt.verify": need(granted.jwt, "jwt"); ok = await verifyJwt(str(args[0]), (args[1] ?? {}) as JwtOptions); break;
+        case "rateLimit.async": {
+          need(granted.store, "rateLimit");
+          const a = rateLimitArgs(args);
+          try {
+            ok = await store().rateLimit(ns + "rl:" + a.key, a.limit, a.windowMs);
+          } catch (err) {
+            // The Redis client is bounded (no offline queue, 100 ms command timeout): an outage
+            // costs this request at most that, and the entry's onStoreError decides.
+            const message = String((err as Error)?.message ?? err);
+            recordStoreError(a.policy, message);
+            ok = storeDownDecision(a.limit, a.windowMs, a.policy, message);
+          }
+          break;
+        }
         default: throw new Error(`unknown capability ${name}`);
       }
       return JSON.stringify({ ok });
@@ -40,6 +55,33 @@ export function createHostCall(pluginName: string, granted: Granted, store: () =
       return JSON.stringify({ error: String((err as Error)?.message ?? err) });
     }
   };
+  /**
+   * `ctx.rateLimit` is called by the sandbox with a synchronous Reference call and answered at
+   * once from the in-process store (a few µs), so the plugin's hook stays synchronous (ANCHORS.md:
+   * an async hook costs 50-100 µs). With Redis the answer is `{async: true}` and the sandbox
+   * makes the async call "rateLimit.async" instead.
+   */
+  const rateLimitSync = (argsJson: string): string => {
+    try {
+      need(granted.store, "rateLimit");
+      const s = store();
+      if (s.kind !== "memory") return '{"async":true}';
+      const a = rateLimitArgs(JSON.parse(argsJson) as unknown[]);
+      return JSON.stringify({ ok: s.rateLimit(ns + "rl:" + a.key, a.limit, a.windowMs) });
+    } catch (err) {
+      return JSON.stringify({ error: String((err as Error)?.message ?? err) });
+    }
+  };
+  // A HostCall answers with a Promise, except the synchronous capabilities which answer with the
+  // string itself (the sandbox reaches those through applySync, where a Promise cannot cross).
+  return ((name: string, argsJson: string) => (name === "rateLimit" ? rateLimitSync(argsJson) : asyncCall(name, argsJson))) as HostCall;
+}
+
+function rateLimitArgs(args: unknown[]): { key: string; limit: number; windowMs: number; policy: "open" | "closed" } {
+  const limit = args[1], windowMs = args[2];
+  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1) throw new Error("ctx.rateLimit: limit must be an integer >= 1");
+  if (typeof windowMs !== "number" || !Number.isFinite(windowMs) || windowMs <= 0) throw new Error("ctx.rateLimit: windowMs must be a number > 0");
+  return { key: str(args[0]), limit, windowMs, policy: args[3] === "closed" ? "closed" : "open" };
 }
 
 function need(flag: boolean | undefined, what: string): void {

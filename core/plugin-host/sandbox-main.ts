@@ -16,6 +16,8 @@ declare const globalThis: Record<string, unknown>;
 
 interface HostRef {
   apply(receiver: undefined, args: unknown[], options: { result: { promise: true; copy: true } }): Promise<unknown>;
+  /** For the synchronous capabilities (ctx.rateLimit in-process): the host answers a string at once. */
+  applySync(receiver: undefined, args: unknown[]): unknown;
 }
 
 export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void {
@@ -73,10 +75,26 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
 
   function call(name: string, args: unknown[]): Promise<unknown> {
     return hostCall.apply(undefined, [name, stringify(args)], { result: { promise: true, copy: true } }).then((r) => {
-      const v = parse(r as string) as { ok?: unknown; error?: string };
-      if (v.error !== undefined) throw new Error(v.error);
+      const v = parse(r as string) as { ok?: unknown; error?: string; code?: string };
+      if (v.error !== undefined) {
+        // Errors are branded by a stable code (e.g. WEIR_ERR_JWKS_UNAVAILABLE), not by class.
+        const e = new Error(v.error) as Error & { code?: string };
+        if (v.code !== undefined) e.code = v.code;
+        throw e;
+      }
       return v.ok;
     });
+  }
+  /**
+   * ctx.rateLimit: one synchronous host call answered from the in-process store, so the hook stays
+   * synchronous; when the store is Redis the host says so and we make the async call instead.
+   */
+  function rateLimit(key: unknown, o: { limit?: unknown; windowMs?: unknown; onStoreError?: unknown } | undefined): unknown {
+    const args = [String(key), o?.limit, o?.windowMs, o?.onStoreError === "closed" ? "closed" : "open"];
+    const v = parse(hostCall.applySync(undefined, ["rateLimit", stringify(args)]) as string) as { ok?: unknown; error?: string; async?: true };
+    if (v.error !== undefined) throw new Error(v.error);
+    if (v.async) return call("rateLimit.async", args);
+    return v.ok;
   }
   function denied(what: string): never {
     throw new Error(`ctx.${what} needs a permission this plugin was not granted; declare it in definePlugin({ permissions }) and grant it in the route entry's permissions:`);
@@ -140,6 +158,7 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
       },
       fetch: (url: string, init?: unknown) => (granted.fetch && granted.fetch.length ? call("fetch", [String(url), init ?? {}]) : denied("fetch")),
       jwt: { verify: (token: string, options: unknown) => (granted.jwt ? call("jwt.verify", [String(token), options ?? {}]) : denied("jwt")) },
+      rateLimit: (key: string, o?: { limit?: unknown; windowMs?: unknown; onStoreError?: unknown }) => (granted.store ? rateLimit(key, o) : denied("rateLimit (permission store)")),
     };
     const finish = (): string => {
       const r: Record<string, unknown> = {};

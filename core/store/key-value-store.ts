@@ -3,6 +3,8 @@
  * Redis (shared by every worker and instance) when the config sets `store.redis`.
  * Every method may reject (a Redis outage): callers decide to fail open or closed.
  */
+import type { RateLimitDecision } from "./gcra.js";
+
 export interface KeyValueStore {
   get(key: string): Promise<string | null>;
   /** ttlMs 0 = no expiry. */
@@ -10,6 +12,11 @@ export interface KeyValueStore {
   /** Adds `by` and returns the new value; the TTL is set when the key is created. */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   delete(key: string): Promise<void>;
+  /**
+   * One GCRA step on `key` (core/store/gcra.ts): synchronous in-process, a Promise with Redis
+   * (one atomic script). Rejects when Redis fails; the caller applies its onStoreError.
+   */
+  rateLimit(key: string, limit: number, windowMs: number): RateLimitDecision | Promise<RateLimitDecision>;
   close(): Promise<void>;
   readonly kind: "memory" | "redis";
 }

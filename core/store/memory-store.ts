@@ -1,5 +1,6 @@
 /** The in-process KeyValueStore: a Map with expiry times, swept lazily and every few seconds. */
 import type { KeyValueStore } from "./key-value-store.js";
+import { LocalGcra, type RateLimitDecision } from "./gcra.js";
 
 interface Item { value: string; expiresAt: number }
 
@@ -7,6 +8,7 @@ export class MemoryStore implements KeyValueStore {
   readonly kind = "memory" as const;
   private readonly items = new Map<string, Item>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly gcra = new LocalGcra();
 
   constructor(sweepEveryMs = 5000) {
     this.sweeper = setInterval(() => this.sweep(), sweepEveryMs).unref();
@@ -46,6 +48,11 @@ export class MemoryStore implements KeyValueStore {
     this.items.delete(key);
   }
 
+  /** Synchronous on purpose: ctx.rateLimit stays on the sandbox's synchronous path (a few µs). */
+  rateLimit(key: string, limit: number, windowMs: number): RateLimitDecision {
+    return this.gcra.take(key, limit, windowMs);
+  }
+
   private sweep(): void {
     const now = Date.now();
     for (const [k, item] of this.items) if (item.expiresAt !== 0 && item.expiresAt <= now) this.items.delete(k);
@@ -54,5 +61,6 @@ export class MemoryStore implements KeyValueStore {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.items.clear();
+    this.gcra.close();
   }
 }

@@ -6,6 +6,7 @@
  */
 import { Redis } from "ioredis";
 import type { KeyValueStore } from "./key-value-store.js";
+import { decisionFromReply, GCRA_LUA, type RateLimitDecision } from "./gcra.js";
 
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -15,6 +16,7 @@ return v`;
 export class RedisStore implements KeyValueStore {
   readonly kind = "redis" as const;
   readonly client: Redis;
+  private readonly onError: ((err: Error) => void) | undefined;
 
   constructor(url: string, options: { commandTimeoutMs?: number; onError?: (err: Error) => void } = {}) {
     this.client = new Redis(url, {
@@ -27,8 +29,10 @@ export class RedisStore implements KeyValueStore {
       lazyConnect: false,
     });
     this.client.defineCommand("weirIncrTtl", { numberOfKeys: 1, lua: INCR_WITH_TTL });
+    this.client.defineCommand("weirGcra", { numberOfKeys: 1, lua: GCRA_LUA });
     // ioredis emits 'error' for every failed reconnect; without a listener Node would crash.
     this.client.on("error", (err) => options.onError?.(err));
+    this.onError = options.onError;
   }
 
   async get(key: string): Promise<string | null> {
@@ -47,6 +51,26 @@ export class RedisStore implements KeyValueStore {
 
   async delete(key: string): Promise<void> {
     await this.client.del(key);
+  }
+
+  /** One atomic GCRA step on Redis's clock (core/store/gcra.ts); rejects within commandTimeoutMs. */
+  async rateLimit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
+    const c = this.client as unknown as { weirGcra(key: string, limit: number, windowMs: number): Promise<unknown> };
+    try {
+      return decisionFromReply(await c.weirGcra(key, limit, windowMs), limit);
+    } catch (err) {
+      this.commandFailed(err as Error);
+      throw err;
+    }
+  }
+
+  /** Command failures reach the log at most once a second (an outage fails every request). */
+  private lastFailureLog = 0;
+  private commandFailed(err: Error): void {
+    const now = Date.now();
+    if (now - this.lastFailureLog < 1000) return;
+    this.lastFailureLog = now;
+    this.onError?.(err);
   }
 
   async close(): Promise<void> {

@@ -42,8 +42,6 @@ class Exchange implements ProxyHandlerHooks {
   private holdsRetry = false;
   private holdsSlot = false;
   private waiter: Waiter | null = null;
-  /** Length of the forwarded header list before upstreamHeaders() appended Host and X-Forwarded-*. */
-  private readonly headerBase: number;
 
   constructor(
     private readonly host: LifecycleHost,
@@ -53,7 +51,6 @@ class Exchange implements ProxyHandlerHooks {
     private readonly hasBody: boolean,
   ) {
     this.attemptsLeft = pr.route.upstream.retries.attempts;
-    this.headerBase = pr.inbound.forward.length;
     const chain = pr.route.chain;
     // Only routes with plugins get a response hook: the handler's fast path checks for it.
     if (!chain.empty) {
@@ -113,9 +110,6 @@ class Exchange implements ProxyHandlerHooks {
     this.attemptStart = performance.now();
     if (pr.upstreamStartedAt === 0) pr.upstreamStartedAt = this.attemptStart;
     const handler = new ProxyHandler(this.res, pr.requestId, this);
-    // upstreamHeaders() appends Host and X-Forwarded-* to the forwarded list: drop a previous
-    // attempt's before appending this target's.
-    pr.inbound.forward.length = this.headerBase;
     t.pool.dispatch({
       path: pr.upstreamPath,
       method: pr.req.method!,

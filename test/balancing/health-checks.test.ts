@@ -37,13 +37,14 @@ Health("a failing target is out within interval x unhealthyAfter + one interval,
     assert.ok((await targetsOf(weir.admin, "api")).every((t) => t.healthy));
     a.health = 500;
     const down = await until(async () => !(await targetsOf(weir.admin, "api"))[0]!.healthy, 2000, "unhealthy");
-    assert.ok(down <= 100 * 2 + 100 + 30, `detected after ${down.toFixed(0)} ms`);
+    // interval x unhealthyAfter + one interval, plus slack for timers on a loaded machine.
+    assert.ok(down <= 100 * 2 + 100 + 150, `detected after ${down.toFixed(0)} ms`);
     const before = traffic(ua);
     await load(`${weir.url}/x`, 20);
     assert.is(traffic(ua), before, "an unhealthy target gets no traffic");
     a.health = 200;
     const up = await until(async () => (await targetsOf(weir.admin, "api"))[0]!.healthy, 2000, "healthy again");
-    assert.ok(up <= 100 * 2 + 100 + 30, `recovered after ${up.toFixed(0)} ms`);
+    assert.ok(up <= 100 * 2 + 100 + 150, `recovered after ${up.toFixed(0)} ms`);
     await load(`${weir.url}/x`, 20);
     assert.ok(traffic(ua) > before, "a recovered target gets traffic again");
     const transitions = weir.lines.filter((l) => l.msg === "target is unhealthy" || l.msg === "target is healthy again");
@@ -60,7 +61,7 @@ Health("a health endpoint that hangs fails after the timeout", async () => {
   });
   try {
     const down = await until(async () => !(await targetsOf(weir.admin, "api"))[0]!.healthy, 2000, "unhealthy");
-    assert.ok(down < 400, `detected after ${down.toFixed(0)} ms`);
+    assert.ok(down < 800, `detected after ${down.toFixed(0)} ms`);
     const reason = weir.lines.find((l) => l.msg === "target is unhealthy")?.reason;
     assert.match(String(reason), /no answer within 60 ms/);
   } finally { await weir.stop(); await ua.close(); }
@@ -81,7 +82,8 @@ Health("with every target down the answer is a fast 503 in JSON and no target is
     assert.is(res.statusCode, 503);
     assert.is(body.code, "WEIR_ERR_NO_HEALTHY_TARGET");
     assert.is(body.requestId, res.headers["x-request-id"]);
-    assert.ok(ms < 50, `answered in ${ms.toFixed(1)} ms`);
+    // No connect attempt, no timeout: far below timeouts.connect (2 s) even on a loaded machine.
+    assert.ok(ms < 200, `answered in ${ms.toFixed(1)} ms`);
     for (const u of ups) assert.is(traffic(u), 0);
   } finally { await weir.stop(); await Promise.all(ups.map((u) => u.close())); }
 });

@@ -88,3 +88,14 @@ export async function requireRedis(url = "redis://127.0.0.1:6379"): Promise<void
     client.disconnect();
   }
 }
+
+/**
+ * Asserts that one problem line names `key` (a path inside the entry, e.g. "config.keys" or
+ * "config.deny[1]") — an unknown key is reported either at its own path or by name.
+ */
+export function assertNamesKey(lines: string[], key: string): void {
+  const at = `routes[0].plugins[0].${key}`;
+  const name = key.slice(key.lastIndexOf(".") + 1);
+  const ok = lines.some((l) => l.startsWith(at + ":") || l.startsWith(at + ".") || l.startsWith(at + "[") || (l.includes("unknown key") && l.includes(`"${name}"`)));
+  if (!ok) throw new Error(`expected a problem naming ${at}, got:\n${lines.join("\n") || "(none)"}`);
+}

@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadPlugin } from "../../core/plugin-host/testing.js";
-import { builtin, configProblems, startGateway } from "./support.js";
+import { assertNamesKey, builtin, configProblems, startGateway } from "./support.js";
 
 const plugin = builtin("transform");
 
@@ -15,18 +15,15 @@ Schema("accepts every contract key", async () => {
 });
 Schema("refuses unknown keys, unknown template variables, bad header names and relative paths, naming the key", async () => {
   const cases: [Record<string, unknown>, string][] = [
-    [{ request: { addHeaders: {} } }, 'unknown key "addHeaders"'],
-    [{ requests: {} }, 'unknown key "requests"'],
+    [{ request: { addHeaders: {} } }, "config.request.addHeaders"],
+    [{ requests: {} }, "config.requests"],
     [{ request: { setHeaders: { "x-a": "${user}" } } }, "config.request.setHeaders.x-a"],
     [{ request: { setHeaders: { "bad name": "v" } } }, "config.request.setHeaders"],
     [{ request: { removeHeaders: ["x y"] } }, "config.request.removeHeaders[0]"],
     [{ request: { rewritePath: "v2/${params.id}" } }, "config.request.rewritePath"],
-    [{ response: { rewritePath: "/x" } }, 'unknown key "rewritePath"'],
+    [{ response: { rewritePath: "/x" } }, "config.response.rewritePath"],
   ];
-  for (const [config, want] of cases) {
-    const p = await configProblems({ use: "transform", config });
-    assert.ok(p.some((l) => l.includes(want)), `${JSON.stringify(config)}: ${p.join("\n")}`);
-  }
+  for (const [config, want] of cases) assertNamesKey(await configProblems({ use: "transform", config }), want);
 });
 Schema.run();
 

@@ -5,10 +5,11 @@
  * Results cross back as JSON strings: `{ok: value}` or `{error: message}`.
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { createRemoteJWKSet, jwtVerify, type JWTVerifyOptions } from "jose";
+import { jwtVerify, type JWTVerifyOptions } from "jose";
 import { request } from "undici";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { recordStoreError, storeDownDecision } from "../store/gcra.js";
+import { jwksFor } from "./jwks-cache.js";
 import type { HostCall } from "./sandbox-isolate.js";
 
 export interface Granted { store?: boolean; fetch?: string[]; jwt?: boolean }
@@ -16,7 +17,6 @@ export interface Granted { store?: boolean; fetch?: string[]; jwt?: boolean }
 const FETCH_MAX_BYTES = 1024 * 1024;
 const FETCH_DEFAULT_TIMEOUT_MS = 2000;
 const FETCH_MAX_TIMEOUT_MS = 10_000;
-const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 const SYMMETRIC = ["HS256", "HS384", "HS512"];
 
@@ -52,7 +52,10 @@ export function createHostCall(pluginName: string, granted: Granted, store: () =
       }
       return JSON.stringify({ ok });
     } catch (err) {
-      return JSON.stringify({ error: String((err as Error)?.message ?? err) });
+      // A stable code crosses with the message (WEIR_ERR_* of ours, ERR_JWT_* of jose), so the
+      // plugin can tell "the JWKS is down" (503) from "the token is bad" (401).
+      const code = (err as { code?: unknown })?.code;
+      return JSON.stringify(typeof code === "string" ? { error: String((err as Error)?.message ?? err), code } : { error: String((err as Error)?.message ?? err) });
     }
   };
   /**
@@ -145,9 +148,9 @@ export async function verifyJwt(token: string, o: JwtOptions): Promise<Record<st
     if (!key) publicKeys.set(o.publicKey, (key = createPublicKey(o.publicKey)));
     result = await jwtVerify(token, key, options);
   } else {
-    let jwks = jwksCache.get(o.jwksUri!);
-    if (!jwks) jwksCache.set(o.jwksUri!, (jwks = createRemoteJWKSet(new URL(o.jwksUri!), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 2000 })));
-    result = await jwtVerify(token, jwks, options);
+    // Our cache, not jose's createRemoteJWKSet: stale keys are kept while the JWKS is unreachable
+    // and a cold-start failure is coded WEIR_ERR_JWKS_UNAVAILABLE (jwks-cache.ts).
+    result = await jwtVerify(token, jwksFor(o.jwksUri!).resolve, options);
   }
   return result.payload as Record<string, unknown>;
 }

@@ -8,10 +8,28 @@ import { once } from "node:events";
 import type { AdminConfig } from "../config/schema.js";
 import { ConfigError, ErrorCodes, WeirError } from "../errors.js";
 import { newRequestId } from "../lifecycle/request-id.js";
+import type { Logger } from "../log/logger.js";
 import type { WeirRuntime } from "../server/runtime.js";
 import { VERSION } from "../server/runtime.js";
 
-type Handler = (rt: WeirRuntime, req: IncomingMessage) => Promise<[number, unknown]> | [number, unknown];
+type Handler = (rt: WeirRuntime) => Promise<[number, unknown]> | [number, unknown];
+
+/** A body sent as it is (e.g. Prometheus text), not as JSON. */
+export class TextBody {
+  constructor(readonly text: string, readonly contentType: string) {}
+}
+
+/**
+ * Answers one admin call: [status, body], or null when there is no such endpoint. The admin
+ * server of a single process answers from its runtime (`runtimeAdmin`); the primary of a cluster
+ * answers from its workers (core/cluster/primary.ts).
+ */
+export type AdminDispatch = (method: string, path: string) => Promise<[number, unknown] | null> | [number, unknown] | null;
+
+/** The admin API of one runtime. */
+export function runtimeAdmin(rt: WeirRuntime): AdminDispatch {
+  return (method, path) => routes[`${method} ${path}`]?.(rt) ?? null;
+}
 
 const routes: Record<string, Handler> = {
   "GET /health": () => [200, { status: "ok" }],
@@ -35,6 +53,7 @@ const routes: Record<string, Handler> = {
     }
     return [200, out];
   },
+  "GET /metrics": async (rt) => [200, new TextBody(await rt.metrics.text(), rt.metrics.registry.contentType)],
   "GET /plugins": (rt) => [200, rt.plugins.all().map((slot) => {
     const i = slot.current;
     return {
@@ -68,7 +87,7 @@ export class AdminServer {
   readonly server: Server;
   private tokenDigest: Buffer | null = null;
 
-  constructor(private readonly rt: WeirRuntime, private readonly config: AdminConfig) {
+  constructor(private readonly dispatch: AdminDispatch, private readonly config: AdminConfig, private readonly log: Logger) {
     this.setToken(config.token);
     this.server = createServer((req, res) => void this.handle(req, res));
   }
@@ -103,19 +122,19 @@ export class AdminServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = newRequestId();
     const send = (status: number, body: unknown) => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "x-request-id": requestId });
+      const text = body instanceof TextBody ? body.text : JSON.stringify(body);
+      const type = body instanceof TextBody ? body.contentType : "application/json; charset=utf-8";
+      res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(text), "x-request-id": requestId });
       res.end(text);
     };
     try {
       if (!this.authorized(req)) return send(401, { error: "missing or wrong admin token (Authorization: Bearer TOKEN)", code: ErrorCodes.UNAUTHORIZED, requestId });
       const path = (req.url ?? "/").split("?")[0];
-      const handler = routes[`${req.method} ${path}`];
-      if (!handler) return send(404, { error: `no admin endpoint ${req.method} ${path}`, code: ErrorCodes.NOT_FOUND, requestId });
-      const [status, body] = await handler(this.rt, req);
-      send(status, body);
+      const answer = await this.dispatch(req.method ?? "GET", path ?? "/");
+      if (!answer) return send(404, { error: `no admin endpoint ${req.method} ${path}`, code: ErrorCodes.NOT_FOUND, requestId });
+      send(answer[0], answer[1]);
     } catch (err) {
-      this.rt.log.error({ err }, "admin request failed");
+      this.log.error({ err }, "admin request failed");
       send(500, { error: (err as Error).message, code: (err as WeirError).code ?? "WEIR_ERR_INTERNAL", requestId });
     }
   }

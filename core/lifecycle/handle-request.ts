@@ -9,7 +9,7 @@ import { forwardToUpstream } from "../upstream/exchange.js";
 import { BodyTooLargeError } from "../upstream/proxy-handler.js";
 import { replyError, replyLocal } from "./local-reply.js";
 import { jsonError, type LocalResponse, type ResponseState } from "../plugin-host/plugin-chain.js";
-import { prepareRequest, ProxyRequest } from "./prepare-request.js";
+import { prepareRequest, ProxyRequest, type Rejection } from "./prepare-request.js";
 
 export interface LifecycleHost {
   /** The generation new requests start on. */
@@ -17,7 +17,8 @@ export interface LifecycleHost {
   /** True once shutdown began: answers carry `Connection: close`. */
   readonly draining: boolean;
   requestStarted(gen: Generation): void;
-  requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown): void;
+  /** Once per request; `pr` is null for a request refused before routing, then `refused` says why. */
+  requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: IncomingMessage; rejection: Rejection }): void;
 }
 
 export function createRequestHandler(host: LifecycleHost, tls: boolean) {
@@ -28,7 +29,7 @@ export function createRequestHandler(host: LifecycleHost, tls: boolean) {
     const pr = prepareRequest(gen, req, tls);
     if (!(pr instanceof ProxyRequest)) {
       replyError(res, pr.status, pr.code, pr.message, pr.requestId, pr.close || !req.complete);
-      host.requestFinished(gen, null, pr.status, null);
+      host.requestFinished(gen, null, pr.status, null, { req, rejection: pr });
       return;
     }
     const chain = pr.route.chain;

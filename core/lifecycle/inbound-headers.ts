@@ -6,7 +6,7 @@
  */
 import { connectionListed, HOP_BY_HOP, removeNamed } from "./hop-by-hop.js";
 
-const enum Kind { Other, Hop, Host, ContentLength, TransferEncoding, Connection, Upgrade, XForwardedFor, XForwardedProto, XForwardedHost, XRequestId }
+const enum Kind { Other, Hop, Host, ContentLength, TransferEncoding, Connection, Upgrade, XForwardedFor, XForwardedProto, XForwardedHost, XRequestId, Traceparent }
 
 const KINDS = new Map<string, Kind>([
   ["host", Kind.Host],
@@ -18,6 +18,7 @@ const KINDS = new Map<string, Kind>([
   ["x-forwarded-proto", Kind.XForwardedProto],
   ["x-forwarded-host", Kind.XForwardedHost],
   ["x-request-id", Kind.XRequestId],
+  ["traceparent", Kind.Traceparent],
 ]);
 for (const h of HOP_BY_HOP) if (!KINDS.has(h)) KINDS.set(h, Kind.Hop);
 
@@ -29,6 +30,8 @@ export interface InboundHeaders {
   forwardedProto: string | undefined;
   forwardedHost: string | undefined;
   requestId: string | undefined;
+  /** The client's W3C traceparent (not forwarded as is: see ProxyRequest.traceparent). */
+  traceparent: string | undefined;
   upgrade: string | undefined;
   /** -1 when absent. */
   contentLength: number;
@@ -41,7 +44,7 @@ export function scanInboundHeaders(raw: readonly string[]): InboundHeaders {
   const forward: string[] = [];
   const r: InboundHeaders = {
     forward, host: undefined, forwardedFor: undefined, forwardedProto: undefined, forwardedHost: undefined,
-    requestId: undefined, upgrade: undefined, contentLength: -1, chunked: false, problem: null,
+    requestId: undefined, traceparent: undefined, upgrade: undefined, contentLength: -1, chunked: false, problem: null,
   };
   let listed: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
@@ -83,6 +86,10 @@ export function scanInboundHeaders(raw: readonly string[]): InboundHeaders {
         break;
       case Kind.XRequestId:
         r.requestId ??= value;
+        break;
+      case Kind.Traceparent:
+        // Two traceparent headers are invalid (W3C Trace Context §3.2): start a new trace.
+        r.traceparent = r.traceparent === undefined ? value : "";
         break;
       case Kind.Hop:
         break;

@@ -15,6 +15,7 @@ import type { Target } from "../upstream/target.js";
 import type { PluginInstance } from "../plugin-host/plugin-instance.js";
 import { scanInboundHeaders, type InboundHeaders } from "./inbound-headers.js";
 import { acceptRequestId } from "./request-id.js";
+import { newTraceparent, traceIdOf, validTraceparent } from "./trace-context.js";
 
 export interface Rejection {
   status: number;
@@ -48,6 +49,11 @@ export class ProxyRequest implements PickContext {
   upstreamStartedAt = 0;
   /** Names of plugins that failed on this request (for the access log). */
   failedPlugins: string[] | null = null;
+  /** Time spent in this request's plugin hooks, ms (added up by PluginInstance.run). */
+  pluginMs = 0;
+  /** Bytes the client connection had sent before this response (for the access log's bytesSent). */
+  readonly bytesBefore: number;
+  private tp: string | null = null;
 
   constructor(
     readonly gen: Generation,
@@ -67,6 +73,20 @@ export class ProxyRequest implements PickContext {
     readonly startedAt: number,
   ) {
     this.forward = inbound.forward;
+    this.bytesBefore = req.socket.bytesWritten;
+  }
+
+  /** The W3C traceparent sent upstream: the client's when valid, else a new trace's. */
+  get traceparent(): string {
+    if (this.tp === null) {
+      const given = this.inbound.traceparent;
+      this.tp = given !== undefined && validTraceparent(given) ? given : newTraceparent();
+    }
+    return this.tp;
+  }
+
+  get traceId(): string {
+    return traceIdOf(this.traceparent);
   }
 
   get method(): string {
@@ -132,6 +152,7 @@ export class ProxyRequest implements PickContext {
     out.push("x-forwarded-proto", trusted && h.forwardedProto !== undefined ? h.forwardedProto : this.tls ? "https" : "http");
     out.push("x-forwarded-host", trusted && h.forwardedHost !== undefined ? h.forwardedHost : (h.host ?? ""));
     out.push("x-request-id", this.requestId);
+    out.push("traceparent", this.traceparent);
     return out;
   }
 }

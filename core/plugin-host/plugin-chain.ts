@@ -94,7 +94,7 @@ export class PluginChain {
     for (let i = start; i < pinned.length; i++) {
       const inst = pinned[i]!;
       if (!inst.hasRequest) continue;
-      const r = inst.run("onRequest", pack("onRequest", pr, 0, ""));
+      const r = inst.run("onRequest", pack("onRequest", pr, 0, ""), pr);
       if (r instanceof Promise) {
         return r.then((v) => {
           const o = this.applyRequest(pr, i, v);
@@ -142,7 +142,7 @@ export class PluginChain {
     for (let i = start; i < pinned.length; i++) {
       const inst = pinned[i]!;
       if (!inst.hasResponse) continue;
-      const r = inst.run("onResponse", pack("onResponse", pr, state.status, state.headers.join("\n")));
+      const r = inst.run("onResponse", pack("onResponse", pr, state.status, state.headers.join("\n")), pr);
       if (r instanceof Promise) return r.then((v) => { this.applyResponse(pr, i, v, state); return this.responseFrom(pr, state, i + 1); });
       this.applyResponse(pr, i, r, state);
     }

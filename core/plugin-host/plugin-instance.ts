@@ -6,6 +6,10 @@
  */
 import type { CompiledPlugin } from "./compile-plugin.js";
 import { SandboxIsolate, type HostCall } from "./sandbox-isolate.js";
+import type { HookTimer } from "../metrics/plugin-metrics.js";
+
+/** Where a request adds up the time its plugin hooks took (ProxyRequest, for the access log). */
+export interface HookTimeSink { pluginMs: number }
 
 export interface PluginManifest {
   name: string;
@@ -52,6 +56,8 @@ export class PluginInstance {
   private logScheduled = false;
   /** onLog calls dropped because the queue was full (the plugin could not keep up). */
   logDropped = 0;
+  /** Hook durations for the metrics; set by the runtime, carried over by PluginSlot.swap. */
+  timing: HookTimer | null = null;
 
   private constructor(
     readonly compiled: CompiledPlugin,
@@ -144,18 +150,31 @@ export class PluginInstance {
    * Runs a hook. Returns the result string, a promise of it (async hook), or a PluginFailure.
    * Never throws.
    */
-  run(hook: string, packed: string): string | Promise<string | PluginFailure> | PluginFailure {
+  run(hook: string, packed: string, sink?: HookTimeSink): string | Promise<string | PluginFailure> | PluginFailure {
     const sandbox = this.sandbox;
     if (!sandbox || sandbox.disposed) return this.fail(hook, "the plugin's isolate is being rebuilt after a failure");
     this.calls++;
+    const started = performance.now();
     let r: string;
     try {
       r = sandbox.run(packed, this.limits.timeoutMs);
     } catch (err) {
+      this.timed(hook, started, sink);
       return this.fail(hook, describeSandboxError(err, this.limits));
     }
-    if (r.charCodeAt(0) === 1) return this.settle(sandbox, hook, Number(r.slice(1)));
+    if (r.charCodeAt(0) === 1) {
+      const p = this.settle(sandbox, hook, Number(r.slice(1)));
+      void p.then(() => this.timed(hook, started, sink));
+      return p;
+    }
+    this.timed(hook, started, sink);
     return this.check(hook, r);
+  }
+
+  private timed(hook: string, started: number, sink: HookTimeSink | undefined): void {
+    const ms = performance.now() - started;
+    this.timing?.observe(hook, ms);
+    if (sink !== undefined) sink.pluginMs += ms;
   }
 
   private settle(sandbox: SandboxIsolate, hook: string, id: number): Promise<string | PluginFailure> {

@@ -24,6 +24,7 @@ export class PluginSlot {
   /** Swaps in a new instance; the old one is disposed when no request holds it. */
   swap(next: PluginInstance): void {
     const old = this.current;
+    next.timing ??= old.timing;
     this.current = next;
     this.reloadError = null;
     old.retired = true;

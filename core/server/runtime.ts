@@ -3,7 +3,7 @@
  * target registry that outlives them, and the admin server. `reload` compiles a new generation and
  * swaps the pointer; a failed reload changes nothing.
  */
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { resolve } from "node:path";
@@ -17,11 +17,16 @@ import { loadConfigFile } from "../config/loader.js";
 import type { ListenConfig, WeirConfig } from "../config/schema.js";
 import { ConfigError, ErrorCodes, WeirError } from "../errors.js";
 import type { LifecycleHost } from "../lifecycle/handle-request.js";
-import type { ProxyRequest } from "../lifecycle/prepare-request.js";
+import type { ProxyRequest, Rejection } from "../lifecycle/prepare-request.js";
 import { createLogger, type Logger } from "../log/logger.js";
+import { AccessLog, createAccessLogger } from "../log/access-log.js";
+import type { DestinationStream } from "pino";
+import { WeirMetrics } from "../metrics/weir-metrics.js";
+import { NO_ROUTE } from "../metrics/request-metrics.js";
+import { ConfigWatcher } from "../config/config-watcher.js";
 import { TargetRegistry } from "../upstream/target-registry.js";
 import { HealthCheckers } from "../upstream/health/checkers.js";
-import { AdminServer } from "../admin/admin-server.js";
+import { AdminServer, runtimeAdmin } from "../admin/admin-server.js";
 import { applyLimits, createListener } from "./listener.js";
 
 export interface StartOptions {
@@ -31,6 +36,12 @@ export interface StartOptions {
   logger?: Logger;
   /** Watch plugin sources and hot-reload them (default true). */
   watchPlugins?: boolean;
+  /** Watch the config file and reload when it changes (default false; `weir start` turns it on, workers leave it to the primary). */
+  watchConfig?: boolean;
+  /** Start the admin server when the config has one (default true; workers leave it to the primary). */
+  admin?: boolean;
+  /** Where access log lines go (default stdout). */
+  accessLog?: DestinationStream;
 }
 
 export const VERSION = "0.1.0";
@@ -54,21 +65,37 @@ export class WeirRuntime implements LifecycleHost {
   readonly plugins: PluginHost;
   /** Active health checkers, one per target of a live generation (they survive reloads). */
   readonly health: HealthCheckers;
+  readonly metrics: WeirMetrics;
+  /** The access log, or null with `log.access: false`. */
+  private access: AccessLog | null = null;
+  private accessLogger: AccessLog | null = null;
+  private readonly accessDestination: DestinationStream | undefined;
+  private readonly logGiven: boolean;
+  private watcher: ConfigWatcher | null = null;
+  /** Reloads run one at a time (file watcher and POST /reload may ask at once). */
+  private reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(options: StartOptions) {
     this.configFile = resolve(options.configFile);
     this.env = options.env ?? process.env;
     this.log = options.logger ?? createLogger();
+    this.logGiven = options.logger !== undefined;
+    this.accessDestination = options.accessLog;
     this.health = new HealthCheckers(this.log);
+    this.metrics = new WeirMetrics(this);
     this.plugins = new PluginHost(this.log, () => this.store, { watch: options.watchPlugins ?? true });
     this.plugins.onPluginLog = (name, lines) => this.writePluginLog(name, "", lines);
-    this.plugins.onFailure = (name, f) => this.log.warn({ plugin: name, hook: f.hook, error: f.message }, "plugin failed");
+    this.plugins.onFailure = (name, f) => {
+      this.metrics.plugins.failed(name, f.hook);
+      this.log.warn({ plugin: name, hook: f.hook, error: f.message }, "plugin failed");
+    };
   }
 
   /** Loads the config, starts every listener and the admin server. Throws ConfigError or WeirError. */
   static async start(options: StartOptions): Promise<WeirRuntime> {
     const rt = new WeirRuntime(options);
     const config = loadConfigFile(rt.configFile, rt.env);
+    rt.applyLogSettings(config);
     rt.generation = await rt.compile(config);
     rt.syncHealth();
     try {
@@ -77,9 +104,13 @@ export class WeirRuntime implements LifecycleHost {
         await listen(server, spec.port, spec.host ?? "0.0.0.0");
         rt.listeners.push({ server, spec });
       }
-      if (config.admin !== false) {
-        rt.admin = new AdminServer(rt, config.admin ?? {});
+      if (config.admin !== false && options.admin !== false) {
+        rt.admin = new AdminServer(runtimeAdmin(rt), config.admin ?? {}, rt.log);
         await rt.admin.listen();
+      }
+      if (options.watchConfig === true) {
+        rt.watcher = new ConfigWatcher(rt.configFile, () => { rt.reload().catch(() => undefined); }, rt.log);
+        await rt.watcher.start();
       }
     } catch (err) {
       await rt.stop(0);
@@ -88,10 +119,40 @@ export class WeirRuntime implements LifecycleHost {
     return rt;
   }
 
-  /** Re-reads the config file; on success the new generation serves every new request. */
-  async reload(): Promise<Generation> {
+  /**
+   * Re-reads the config file; on success the new generation serves every new request. A config
+   * that cannot be used throws (ConfigError with key paths), is logged, and changes nothing.
+   */
+  reload(): Promise<Generation> {
+    const run = this.reloading.then(() => this.reloadNow());
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(): Promise<Generation> {
+    const started = performance.now();
+    try {
+      const gen = await this.swapIn();
+      const ms = performance.now() - started;
+      this.metrics.reloaded(true, ms);
+      this.log.info({ generation: gen.id, routes: gen.routes.length, ms: Math.round(ms * 10) / 10 }, "config reloaded");
+      return gen;
+    } catch (err) {
+      this.metrics.reloaded(false, 0);
+      if (err instanceof ConfigError) {
+        this.log.error({ configFile: this.configFile, problems: err.problems.map((p) => `${p.path || "(root)"}: ${p.message}`) }, "config reload failed; the previous config keeps serving");
+      } else {
+        this.log.error({ configFile: this.configFile, err }, "config reload failed; the previous config keeps serving");
+      }
+      throw err;
+    }
+  }
+
+  private async swapIn(): Promise<Generation> {
     const config = loadConfigFile(this.configFile, this.env);
     const next = await this.compile(config);
+    this.warnRestartOnly(this.generation.config, config);
+    this.applyLogSettings(config);
     const previous = this.generation;
     this.generation = next;
     for (const { server } of this.listeners) applyLimits(server, next.limits);
@@ -99,8 +160,24 @@ export class WeirRuntime implements LifecycleHost {
     this.retired.add(previous);
     this.releaseDrained();
     this.syncHealth();
-    this.log.info({ generation: next.id, routes: next.routes.length }, "config reloaded");
     return next;
+  }
+
+  /** Settings a reload cannot change in a running process: said once, in the log. */
+  private warnRestartOnly(before: WeirConfig, after: WeirConfig): void {
+    for (const key of ["listen", "admin", "workers"] as const) {
+      const a = key === "admin" ? (before.admin ? { ...before.admin, token: undefined } : before.admin) : before[key];
+      const b = key === "admin" ? (after.admin ? { ...after.admin, token: undefined } : after.admin) : after[key];
+      if (JSON.stringify(a) !== JSON.stringify(b))
+        this.log.warn({ key }, `a change of "${key}" takes effect on restart; the running ${key === "workers" ? "processes are" : "sockets are"} kept`);
+    }
+  }
+
+  /** `log.level` (unless the embedder gave its own logger) and `log.access`. */
+  private applyLogSettings(config: WeirConfig): void {
+    if (config.log?.level !== undefined && !this.logGiven) this.log.level = config.log.level;
+    if (config.log?.access === false) this.access = null;
+    else this.access = (this.accessLogger ??= new AccessLog(createAccessLogger(this.accessDestination)));
   }
 
   /**
@@ -119,6 +196,7 @@ export class WeirRuntime implements LifecycleHost {
       log: this.log,
     });
     this.plugins.commit(slots);
+    for (const slot of slots.values()) slot.current.timing ??= this.metrics.plugins.timer(slot.current.name);
     return gen;
   }
 
@@ -155,7 +233,15 @@ export class WeirRuntime implements LifecycleHost {
     this.inflight++;
   }
 
-  requestFinished(gen: Generation, _pr: ProxyRequest | null, _status: number, _error: unknown): void {
+  requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: IncomingMessage; rejection: Rejection }): void {
+    if (pr !== null) {
+      const now = performance.now();
+      this.metrics.requests.record(pr.route.name, status, (now - pr.startedAt) / 1000);
+      this.access?.routed(pr, status, error, now);
+    } else {
+      this.metrics.requests.count(NO_ROUTE, status);
+      if (refused !== undefined) this.access?.refused(refused.req, refused.rejection.requestId, status, refused.rejection.message);
+    }
     gen.inflight--;
     this.inflight--;
     if (gen !== this.generation && gen.inflight === 0) this.releaseDrained();
@@ -178,6 +264,15 @@ export class WeirRuntime implements LifecycleHost {
     this.health.sync([this.generation, ...[...this.retired].reverse()]);
   }
 
+  /** For the metrics. */
+  pluginSlots() {
+    return this.plugins.all();
+  }
+
+  inflightRequests(): number {
+    return this.inflight;
+  }
+
   /** Where the listeners and the admin server are, as URLs. */
   addresses(): { listen: string[]; admin: string | null } {
     return {
@@ -192,6 +287,7 @@ export class WeirRuntime implements LifecycleHost {
    */
   async stop(graceMs = this.generation?.shutdownTimeoutMs ?? 0): Promise<void> {
     this.draining = true;
+    await this.watcher?.close();
     const closed = this.listeners.map(({ server }) => new Promise<void>((r) => server.close(() => r())));
     for (const { server } of this.listeners) server.closeIdleConnections();
     if (this.inflight > 0 && graceMs > 0) {
@@ -207,6 +303,7 @@ export class WeirRuntime implements LifecycleHost {
     await this.registry.closeAll();
     await this.plugins.close();
     await this.store.close();
+    this.accessLogger?.flush();
   }
 }
 

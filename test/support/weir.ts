@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { pino } from "pino";
 import { WeirRuntime } from "../../core/server/runtime.js";
+import type { Logger } from "../../core/log/logger.js";
 import type { WeirConfig } from "../../core/config/schema.js";
 
 export interface TestWeir {
@@ -40,10 +41,28 @@ export function withTestDefaults(config: WeirConfig): WeirConfig {
   return { listen: { port: 0, host: "127.0.0.1" }, admin: { port: 0, host: "127.0.0.1" }, ...config };
 }
 
-export async function startWeir(config: WeirConfig | string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestWeir> {
+/** Discards access log lines (tests that read them pass their own destination). */
+const discard = { write: (_line: string) => undefined };
+
+export interface StartWeirOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Reload when the config file changes (default false: tests call rt.reload() themselves). */
+  watchConfig?: boolean;
+  /** Where access log lines go (default: nowhere, or stdout with WEIR_TEST_LOG set). */
+  accessLog?: { write(line: string): unknown };
+  logger?: Logger;
+}
+
+export async function startWeir(config: WeirConfig | string, options: StartWeirOptions = {}): Promise<TestWeir> {
   const dir = tempDir();
   const configFile = writeConfig(dir, typeof config === "string" ? config : withTestDefaults(config));
-  const rt = await WeirRuntime.start({ configFile, env: options.env, logger: pino({ level: process.env.WEIR_TEST_LOG ?? "silent" }) });
+  const rt = await WeirRuntime.start({
+    configFile,
+    env: options.env,
+    logger: options.logger ?? pino({ level: process.env.WEIR_TEST_LOG ?? "silent" }),
+    watchConfig: options.watchConfig ?? false,
+    accessLog: options.accessLog ?? (process.env.WEIR_TEST_LOG ? undefined : discard),
+  });
   const { listen, admin } = rt.addresses();
   const url = listen[0]!;
   return {

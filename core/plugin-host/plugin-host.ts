@@ -23,7 +23,7 @@ import { DEFAULT_MAX_PACKAGE_BYTES, PackageError } from "../marketplace/package-
 
 export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, verbose: true }); // verbose: parentSchema names the known keys
 
 /** Where the built-in plugins are, from core/ (ts) and dist/core/ (js) layouts alike. */
 function builtinDir(): string {
@@ -48,6 +48,8 @@ export class PluginHost {
   private watcher: FSWatcher | null = null;
   private readonly watched = new Set<string>();
   private readonly pendingReloads = new Map<string, NodeJS.Timeout>();
+  /** The `version:` pin of each entry, so that a hot reload cannot swap in a replayed old package. */
+  private readonly pins = new WeakMap<EntryInfo, string>();
   private policy: LoadPolicy = { requireSigned: false, trustedPublishers: {}, maxPackageBytes: DEFAULT_MAX_PACKAGE_BYTES };
   /** Called for every plugin failure (metrics, logs). */
   onFailure: (slotName: string, failure: PluginFailure) => void = () => undefined;
@@ -73,11 +75,12 @@ export class PluginHost {
       trustedPublishers: config.trustedPublishers ?? {},
       maxPackageBytes: config.maxPackageBytes ?? DEFAULT_MAX_PACKAGE_BYTES,
     };
-    if (JSON.stringify(policy) !== JSON.stringify(this.policy)) {
-      // A different trust policy: packages must be checked again under it.
-      for (const f of [...this.compiled.keys()]) if (f.endsWith(".weirpkg")) this.compiled.delete(f);
-      this.policy = policy;
-    }
+    this.policy = policy;
+    // Every prepare re-reads and re-checks the packages, under this (possibly new) trust policy:
+    // a package replaced on disk must be checked now, not found in the cache (the watcher may not
+    // have seen it yet, or may be off). Reading and verifying a package is cheap; the slot key
+    // (bundle digest) still reuses the running instance when nothing changed.
+    for (const f of [...this.compiled.keys()]) if (f.endsWith(".weirpkg")) this.compiled.delete(f);
     const next = new Map<string, PluginSlot>();
     const created: PluginInstance[] = [];
     for (const { at, entry } of pluginEntries(config)) {
@@ -99,7 +102,7 @@ export class PluginHost {
       try {
         compiled = await this.compile(file);
       } catch (err) {
-        problems.push({ file: configFile, path: `${at}.use`, message: (err instanceof PackageError ? "refused package: " : "") + (err as Error).message });
+        problems.push({ file: configFile, path: `${at}.use`, message: (err instanceof PackageError ? `refused package (${err.reason}): ` : "") + (err as Error).message });
         continue;
       }
       if (entry.version !== undefined) {
@@ -109,7 +112,8 @@ export class PluginHost {
         if (version === undefined || !semver.satisfies(version, entry.version)) continue;
       }
       const info: EntryInfo = { use: entry.use, file, at, builtin, onError: entry.onError ?? "closed" };
-      const key = JSON.stringify([at, file, compiled.hash, entry.config ?? {}, limits, entry.permissions ?? null, info.onError]);
+      if (entry.version !== undefined) this.pins.set(info, entry.version);
+      const key = JSON.stringify([at, file, compiled.hash, entry.config ?? {}, limits, entry.permissions ?? null, info.onError, entry.version ?? null]);
       const existing = this.slots.get(key);
       if (existing) { next.set(at, existing); continue; }
       try {
@@ -157,7 +161,7 @@ export class PluginHost {
     let call = createHostCall("pending", {}, this.store);
     const instance = await PluginInstance.create(compiled, limits, hostCall, (manifest) => {
       if (compiled.package) {
-        try { checkBundleMatches(compiled.package, manifest); } catch (err) { problem(`refused package: ${(err as Error).message}`); }
+        try { checkBundleMatches(compiled.package, manifest); } catch (err) { problem(`refused package (${(err as PackageError).reason}): ${(err as Error).message}`); }
       }
       granted = grantsFor(manifest, entry, info.builtin, problem);
       call = createHostCall(manifest.name, granted, this.store);
@@ -166,8 +170,14 @@ export class PluginHost {
         const validate = ajv.compile(manifest.configSchema);
         if (!validate(config)) {
           throw new EntryProblem("", (validate.errors ?? []).map((e) => ({
-            path: "config" + e.instancePath.replace(/\/([0-9]+)/g, "[$1]").replace(/\//g, ".") + (e.keyword === "required" ? `.${(e.params as { missingProperty: string }).missingProperty}` : ""),
-            message: e.keyword === "required" ? "is required" : e.keyword === "additionalProperties" ? `unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"` : e.message ?? "is invalid",
+            // The key path names the offending key itself, for a missing and an unknown one alike
+            // (as the config loader does): routes[0].plugins[0].config.colour: unknown key ...
+            path: "config" + e.instancePath.replace(/\/([0-9]+)/g, "[$1]").replace(/\//g, ".") +
+              (e.keyword === "required" ? `.${(e.params as { missingProperty: string }).missingProperty}`
+                : e.keyword === "additionalProperties" ? `.${(e.params as { additionalProperty: string }).additionalProperty}` : ""),
+            message: e.keyword === "required" ? "is required"
+              : e.keyword === "additionalProperties" ? `unknown key; expected one of: ${Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}).join(", ")}`
+              : e.message ?? "is invalid",
           })));
         }
       }
@@ -217,13 +227,19 @@ export class PluginHost {
       try {
         compiled = await this.compile(file);
       } catch (err) {
-        const message = err instanceof PluginCompileError ? err.message : String(err);
+        const message = err instanceof PackageError ? `refused package (${err.reason}): ${err.message}` : err instanceof PluginCompileError ? err.message : String(err);
         for (const s of slots) s.reloadError = message;
         this.log.error({ plugin: file, error: message }, "plugin reload failed; the previous version keeps serving");
         continue;
       }
       for (const s of slots) {
         if (s.current.compiled.hash === compiled.hash) continue;
+        const pin = this.pins.get(s.entry);
+        if (pin !== undefined && compiled.package && !semver.satisfies(compiled.package.version, pin)) {
+          s.reloadError = `refused package (version-mismatch): the package is version ${compiled.package.version}; ${s.entry.at}.version pins ${pin}`;
+          this.log.error({ plugin: s.current.name, at: s.entry.at, error: s.reloadError }, "plugin reload failed; the previous version keeps serving");
+          continue;
+        }
         try {
           const entry: PluginEntryConfig = { use: s.entry.use, config: JSON.parse(s.current.configJson), permissions: JSON.parse(s.current.grantedJson) };
           const next = await this.instantiate(compiled, { ...entry, permissions: s.entry.builtin ? undefined : entry.permissions }, s.current.limits, s.entry, (m) => { throw new Error(m); });

@@ -157,6 +157,19 @@ export interface RateLimitOptions {
  */
 export type RateLimit = (key: string, options: RateLimitOptions) => RateLimitResult | Promise<RateLimitResult>;
 
+/**
+ * Counters and histograms exported on the admin `/metrics` as `weir_<plugin>_<name>`. Synchronous
+ * (a few µs); no permission needed, but at most 5,000 label combinations per plugin (more are
+ * dropped and counted). Best called from `onLog`, off the request path.
+ * @example ctx.metrics.observe("request_duration_seconds", ctx.timing.total / 1000, { route: ctx.route.name });
+ */
+export interface Metrics {
+  /** Adds `by` (default 1, >= 0) to a counter. */
+  increment(name: string, by?: number, labels?: Record<string, string>): void;
+  /** Records one value in a histogram (buckets from 1 ms to 10 s, for durations in seconds). */
+  observe(name: string, value: number, labels?: Record<string, string>): void;
+}
+
 export interface Log {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
@@ -193,6 +206,7 @@ export interface Context<Config = Record<string, unknown>> {
   readonly jwt: Jwt;
   /** Needs `permissions.store`. */
   readonly rateLimit: RateLimit;
+  readonly metrics: Metrics;
   /** In `onLog`. */
   readonly timing: Timing;
 }

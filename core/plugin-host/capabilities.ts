@@ -10,6 +10,7 @@ import { request } from "undici";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { recordStoreError, storeDownDecision } from "../store/gcra.js";
 import { jwksFor } from "./jwks-cache.js";
+import { incrementMetric, observeMetric } from "./plugin-metrics.js";
 import type { HostCall } from "./sandbox-isolate.js";
 
 export interface Granted { store?: boolean; fetch?: string[]; jwt?: boolean }
@@ -75,9 +76,22 @@ export function createHostCall(pluginName: string, granted: Granted, store: () =
       return JSON.stringify({ error: String((err as Error)?.message ?? err) });
     }
   };
+  /** `ctx.metrics` (plugin-metrics.ts): synchronous, no permission (bounded cardinality instead). */
+  const metricsSync = (name: string, argsJson: string): string => {
+    try {
+      const a = JSON.parse(argsJson) as [string, number, Record<string, unknown> | undefined];
+      if (name === "metrics.increment") incrementMetric(pluginName, str(a[0]), typeof a[1] === "number" ? a[1] : 1, a[2] ?? undefined);
+      else observeMetric(pluginName, str(a[0]), Number(a[1]), a[2] ?? undefined);
+      return '{"ok":null}';
+    } catch (err) {
+      return JSON.stringify({ error: String((err as Error)?.message ?? err) });
+    }
+  };
   // A HostCall answers with a Promise, except the synchronous capabilities which answer with the
   // string itself (the sandbox reaches those through applySync, where a Promise cannot cross).
-  return ((name: string, argsJson: string) => (name === "rateLimit" ? rateLimitSync(argsJson) : asyncCall(name, argsJson))) as HostCall;
+  return ((name: string, argsJson: string) => (name === "rateLimit" ? rateLimitSync(argsJson)
+    : name === "metrics.increment" || name === "metrics.observe" ? metricsSync(name, argsJson)
+    : asyncCall(name, argsJson))) as HostCall;
 }
 
 function rateLimitArgs(args: unknown[]): { key: string; limit: number; windowMs: number; policy: "open" | "closed" } {

@@ -96,6 +96,11 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
     if (v.async) return call("rateLimit.async", args);
     return v.ok;
   }
+  /** ctx.metrics: synchronous host calls (plugin-metrics.ts). */
+  function metric(op: string, name: unknown, value: unknown, labels: unknown): void {
+    const v = parse(hostCall.applySync(undefined, [op, stringify([String(name), value, labels ?? null])]) as string) as { error?: string };
+    if (v.error !== undefined) throw new Error(v.error);
+  }
   function denied(what: string): never {
     throw new Error(`ctx.${what} needs a permission this plugin was not granted; declare it in definePlugin({ permissions }) and grant it in the route entry's permissions:`);
   }
@@ -159,6 +164,10 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
       fetch: (url: string, init?: unknown) => (granted.fetch && granted.fetch.length ? call("fetch", [String(url), init ?? {}]) : denied("fetch")),
       jwt: { verify: (token: string, options: unknown) => (granted.jwt ? call("jwt.verify", [String(token), options ?? {}]) : denied("jwt")) },
       rateLimit: (key: string, o?: { limit?: unknown; windowMs?: unknown; onStoreError?: unknown }) => (granted.store ? rateLimit(key, o) : denied("rateLimit (permission store)")),
+      metrics: {
+        increment: (name: string, by?: number, labels?: Record<string, string>) => metric("metrics.increment", name, by ?? 1, labels),
+        observe: (name: string, value: number, labels?: Record<string, string>) => metric("metrics.observe", name, value, labels),
+      },
     };
     const finish = (): string => {
       const r: Record<string, unknown> = {};

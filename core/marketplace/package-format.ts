@@ -1,7 +1,8 @@
 /**
- * The `.weirpkg` plugin package: one JSON file holding a manifest, the compiled bundle and,
- * once signed, a detached-payload Ed25519 JWS over the manifest. The manifest pins the bundle by
- * its SHA-256, so signing the manifest signs the code. docs/plugin-packages.md is the spec.
+ * The `.weirpkg` plugin package: one JSON file holding a manifest, the compiled bundle and, once
+ * signed, a compact Ed25519 JWS whose (attached) payload is the canonical manifest. The manifest
+ * pins the bundle by its SHA-256, so signing the manifest signs the code.
+ * docs/plugin-packages.md is the spec.
  *
  * {
  *   "format": "weirpkg/1",

@@ -34,6 +34,15 @@ const BAD_VALUE = /[\r\n\0]/;
 const RESERVED_REQUEST = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "content-length"]);
 const CONTINUE = 0 as const;
 
+/**
+ * The chain positions that failed during a request. A plugin that failed is not called again for
+ * that request: its isolate may be gone (being rebuilt after a timeout or OOM), and running its
+ * onResponse on the 500 it caused would fail again and misname the phase in the answer.
+ * Only requests with a failure are in the map (`pr.failedPlugins` is the cheap check first).
+ */
+const failedAt = new WeakMap<ProxyRequest, Set<number>>();
+const hasFailed = (pr: ProxyRequest, i: number): boolean => pr.failedPlugins !== null && failedAt.get(pr)?.has(i) === true;
+
 function validHeaders(list: unknown): list is string[] {
   if (!Array.isArray(list) || list.length % 2 !== 0) return false;
   for (let i = 0; i < list.length; i += 2) {
@@ -141,7 +150,7 @@ export class PluginChain {
     const pinned = pr.pinned!;
     for (let i = start; i < pinned.length; i++) {
       const inst = pinned[i]!;
-      if (!inst.hasResponse) continue;
+      if (!inst.hasResponse || hasFailed(pr, i)) continue;
       const r = inst.run("onResponse", pack("onResponse", pr, state.status, state.headers.join("\n")), pr);
       if (r instanceof Promise) return r.then((v) => { this.applyResponse(pr, i, v, state); return this.responseFrom(pr, state, i + 1); });
       this.applyResponse(pr, i, r, state);
@@ -185,7 +194,7 @@ export class PluginChain {
     if (!pinned) return;
     for (let i = 0; i < pinned.length; i++) {
       const inst = pinned[i]!;
-      if (inst.hasLog) inst.enqueueLog(pack("onLog", pr, status, responseHeaders.join("\n"), timingJson));
+      if (inst.hasLog && !hasFailed(pr, i)) inst.enqueueLog(pack("onLog", pr, status, responseHeaders.join("\n"), timingJson));
     }
   }
 
@@ -213,6 +222,9 @@ export class PluginChain {
   /** Applies the entry's onError to a failure. */
   private failed(pr: ProxyRequest, i: number, f: PluginFailure): LocalResponse | typeof CONTINUE {
     pr.pluginFailed(this.slots[i]!, f);
+    let set = failedAt.get(pr);
+    if (!set) failedAt.set(pr, (set = new Set()));
+    set.add(i);
     if (this.slots[i]!.entry.onError === "open") return CONTINUE;
     return jsonError(500, ErrorCodes.PLUGIN_FAILED, `the plugin "${f.plugin}" failed in ${f.hook}`, pr.requestId);
   }

@@ -14,8 +14,10 @@ export function expandEnv(tree: unknown, env: NodeJS.ProcessEnv, problems: Expan
     const isWhole = whole.test(tree);
     const out = tree.replace(ref, (_m, name: string, def: string | undefined) => {
       const v = env[name];
-      if (v !== undefined && v !== "") return v;
-      if (def !== undefined) return def;
+      // As in the shell: `:-` falls back when the variable is unset or empty; a plain ${VAR} that
+      // is set to "" expands to "" (the user set it), only an unset one is a problem.
+      if (def !== undefined) return v === undefined || v === "" ? def : v;
+      if (v !== undefined) return v;
       problems.push({ path, message: `environment variable ${name} is not set (write \${${name}:-default} to give a default)` });
       return "";
     });

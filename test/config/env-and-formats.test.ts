@@ -75,6 +75,11 @@ Env("a number inside a longer string stays a string", () => {
   assert.equal(config!.admin, { token: "t-42" });
 });
 
+Env("a plain ${VAR} set to the empty string expands to it; only an unset one is a problem", () => {
+  assert.equal(load("admin: { token: \"${TOKEN}\" }\n", { TOKEN: "" }).config!.admin, { token: "" });
+  assert.equal(load("admin: { token: \"${TOKEN}\" }\n", {}).problems.length, 1);
+});
+
 Env("a missing variable without a default is one problem at its key, with the fix", () => {
   const { problems } = load("listen:\n  port: ${PORT}\nadmin: { token: \"${ADMIN_TOKEN}\" }\n");
   assert.equal(problems, [

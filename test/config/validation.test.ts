@@ -295,7 +295,7 @@ upstreams:
 Targets("a target with a path, query or credentials is refused", () => {
   const lines = problemsOf(`
 upstreams:
-  a: { targets: ["http://127.0.0.1:9001/api", "http://127.0.0.1:9001?x=1", "http://user:pw@127.0.0.1:9001", "http://127.0.0.1:9001/"] }
+  a: { targets: ["http://127.0.0.1:9001/api", "http://127.0.0.1:9002?x=1", "http://user:pw@127.0.0.1:9003", "http://127.0.0.1:9004/"] }
 `);
   hasProblem(lines, "upstreams.a.targets[0]", /must be an origin without a path or query/);
   hasProblem(lines, "upstreams.a.targets[1]", /must be an origin without a path or query/);

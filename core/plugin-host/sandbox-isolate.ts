@@ -30,6 +30,7 @@ export class SandboxIsolate {
     private readonly runRef: ivm.Reference<(packed: string) => string>,
     private readonly settleRef: ivm.Reference<(id: number) => Promise<string>>,
     private readonly dropRef: ivm.Reference<(id: number) => void>,
+    private readonly configureRef: ivm.Reference<(config: string, granted: string) => void>,
     /** The manifest JSON the plugin's definition produced. */
     readonly manifestJson: string,
   ) {}
@@ -41,14 +42,21 @@ export class SandboxIsolate {
       await context.global.set("__weirHostCall", new ivm.Reference(o.hostCall));
       const timeout = o.loadTimeoutMs ?? 2000;
       await context.eval(bootstrap, { timeout });
+      // Take the bootstrap's entry points, then remove them from the global before any plugin code
+      // runs: a plugin must not be able to call run/configure/settle on itself.
+      const ref = async <T>(name: string) => (await context.eval(`__weir.${name}`, { reference: true })) as ivm.Reference<T>;
+      const manifestRef = await ref<() => string>("manifest");
+      const configureRef = await ref<(config: string, granted: string) => void>("configure");
+      const runRef = await ref<(p: string) => string>("run");
+      const settleRef = await ref<(id: number) => Promise<string>>("settle");
+      const dropRef = await ref<(id: number) => void>("drop");
+      await context.eval("delete globalThis.__weir", { timeout });
       const script = await isolate.compileScript(o.code, { filename: o.filename });
       await script.run(context, { timeout });
       script.release();
-      const manifestJson = (await context.eval("__weir.manifest()", { timeout })) as string;
-      const runRef = (await context.eval("__weir.run", { reference: true })) as ivm.Reference<(p: string) => string>;
-      const settleRef = (await context.eval("__weir.settle", { reference: true })) as ivm.Reference<(id: number) => Promise<string>>;
-      const dropRef = (await context.eval("__weir.drop", { reference: true })) as ivm.Reference<(id: number) => void>;
-      return new SandboxIsolate(isolate, context, runRef, settleRef, dropRef, manifestJson);
+      const manifestJson = manifestRef.applySync(undefined, [], { timeout }) as string;
+      manifestRef.release();
+      return new SandboxIsolate(isolate, context, runRef, settleRef, dropRef, configureRef, manifestJson);
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose();
       throw err;
@@ -57,7 +65,7 @@ export class SandboxIsolate {
 
   /** Hands the validated config and the granted permissions to the plugin. */
   configure(configJson: string, grantedJson: string): void {
-    this.context.evalClosureSync("__weir.configure($0, $1)", [configJson, grantedJson], { timeout: 1000 });
+    this.configureRef.applySync(undefined, [configJson, grantedJson], { timeout: 1000 });
   }
 
   /** Runs one hook synchronously under the CPU time limit; returns the sandbox's result string. */

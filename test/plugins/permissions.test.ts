@@ -70,7 +70,7 @@ Store("with the grant, the store works and counts across requests", async ({ up 
   } finally { await weir.stop(); }
 });
 
-Store("a plugin that grants itself capabilities inside the sandbox is still refused by the host", async ({ up }) => {
+Store("a plugin that tries to grant itself capabilities inside the sandbox is refused", async ({ up }) => {
   const weir = await startWeir({ routes: [{ match: { path: "/" }, upstream: up.url, plugins: [{ use: pluginFixture("self-grant.ts") }] }] });
   try {
     for (const which of ["store", "fetch", "jwt"]) {
@@ -78,7 +78,9 @@ Store("a plugin that grants itself capabilities inside the sandbox is still refu
       const body = (await res.body.json()) as { refused?: string; message?: string; escaped?: string };
       assert.is(res.statusCode, 403, JSON.stringify(body));
       assert.is(body.refused, which);
-      assert.match(body.message ?? "", which === "fetch" ? /is not in this plugin's permissions\.fetch/ : new RegExp(`ctx\\.${which} was not granted to this plugin`));
+      // The bootstrap's entry points are gone from the global before plugin code runs, so the
+      // sandbox's own check refuses first; the host would refuse as well.
+      assert.match(body.message ?? "", new RegExp(`ctx\\.${which} needs a permission this plugin was not granted`));
     }
   } finally { await weir.stop(); }
 });

@@ -43,7 +43,7 @@ export interface PluginEntryConfig {
   version?: string;
   config?: Record<string, unknown>;
   onError?: "closed" | "open";
-  /** memoryMb: V8 heap limit of the isolate (default 32); timeoutMs: CPU time of one hook run (default 50); asyncTimeoutMs: wall time of an async hook (default 5000). */
+  /** memoryMb: V8 heap limit of the isolate (default 32); timeoutMs: time limit of one synchronous hook run, measured as elapsed time (default 50); asyncTimeoutMs: wall time of an async hook (default 5000). */
   limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number };
   permissions?: { store?: boolean; fetch?: string[]; jwt?: boolean };
 }

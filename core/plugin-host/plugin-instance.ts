@@ -21,7 +21,10 @@ export interface PluginManifest {
 
 export interface InstanceLimits {
   memoryMb: number;
-  /** CPU time limit of one synchronous hook run. */
+  /**
+   * Time limit of one synchronous hook run. isolated-vm measures it as elapsed time on the calling
+   * thread (its cpuTime is wall time too; measured here), so a busy host eats into it.
+   */
   timeoutMs: number;
   /** Wall-clock limit of an async hook (awaiting the store, fetch, jwt). */
   asyncTimeoutMs: number;
@@ -253,7 +256,7 @@ function parseManifest(json: string): PluginManifest {
 
 function describeSandboxError(err: unknown, limits: InstanceLimits): string {
   const message = String((err as Error)?.message ?? err);
-  if (/timed out/i.test(message)) return `the hook used more than its ${limits.timeoutMs} ms of CPU time`;
+  if (/timed out/i.test(message)) return `the hook ran longer than its time limit (limits.timeoutMs: ${limits.timeoutMs} ms)`;
   if (/memory limit/i.test(message)) return `the plugin went over its ${limits.memoryMb} MB memory limit; its isolate was replaced`;
   if (/disposed/i.test(message)) return "the plugin's isolate was disposed; it is being replaced";
   return message.slice(0, 300);

@@ -68,7 +68,7 @@ export class SandboxIsolate {
     this.configureRef.applySync(undefined, [configJson, grantedJson], { timeout: 1000 });
   }
 
-  /** Runs one hook synchronously under the CPU time limit; returns the sandbox's result string. */
+  /** Runs one hook synchronously under the time limit; returns the sandbox's result string. */
   run(packed: string, timeoutMs: number): string {
     const r = this.runRef.applySync(undefined, [packed], { timeout: timeoutMs });
     if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");

@@ -27,7 +27,11 @@ export function checkUpstreamPolicies(u: UpstreamConfig, at: string, add: (path:
   u.targets.forEach((t, i) => {
     const url = typeof t === "string" ? t : t.url;
     let origin: string;
-    try { origin = new URL(url).origin; } catch { return; } // reported as a bad URL elsewhere
+    let u: URL;
+    try { u = new URL(url); } catch { return; } // reported as a bad URL elsewhere
+    // A URL with credentials, a path or a query is already refused elsewhere: one problem each.
+    if (u.username || u.password || (u.pathname !== "/" && u.pathname !== "") || u.search || u.hash) return;
+    origin = u.origin;
     const first = seen.get(origin);
     if (first !== undefined) add(`${at}.targets[${i}]`, `"${url}" is already targets[${first}]; use weight to send it more traffic`);
     else seen.set(origin, i);

@@ -84,7 +84,7 @@ async function assertFailsOnlyItself(weir: TestWeir, up: TestUpstream, action: s
   if (rebuilt) await recovers(weir, "/open");
 }
 
-Runaway("an infinite loop is stopped by the CPU limit", async ({ weir, up }) => {
+Runaway("an infinite loop is stopped by the time limit", async ({ weir, up }) => {
   await assertFailsOnlyItself(weir, up, "loop");
 });
 

@@ -55,6 +55,22 @@ Env("${VAR:-default} uses the default when the variable is unset or empty", () =
   assert.equal(load(text, { ADMIN_HOST: "0.0.0.0" }).config!.admin, { host: "0.0.0.0" });
 });
 
+Env("lower-case references are left for plugin templates, and $${ is a literal ${", () => {
+  const text = [
+    "routes:",
+    "  - upstream: http://127.0.0.1:9001",
+    "    plugins:",
+    "      - use: transform",
+    "        config: { request: { setHeaders: { x-user: \"${consumer}\", x-id: \"${params.id}\", x-raw: \"$${HOME}\", x-env: \"${HOME}\" } } }",
+    "",
+  ].join("\n");
+  const { config, problems } = load(text, { HOME: "/root" });
+  assert.equal(problems, []);
+  assert.equal((config!.routes![0]!.plugins![0]!.config as { request: unknown }).request, {
+    setHeaders: { "x-user": "${consumer}", "x-id": "${params.id}", "x-raw": "${HOME}", "x-env": "/root" },
+  });
+});
+
 Env("an empty default is allowed: ${VAR:-}", () => {
   assert.equal(load("admin: { token: \"${WEIR_ADMIN_TOKEN:-}\" }\n").config!.admin, { token: "" });
 });

@@ -108,21 +108,21 @@ async function main(): Promise<number> {
       const why = s.unavailable(ctx);
       if (why) { say(`bench: skipping ${s.name}: ${why}`); continue; }
       const p = await s.start(ctx);
-      await expectHello(s.name, p.url + "/");
+      await expectHello(s.name, p.url + "/", p.headers);
       say(`bench: ${s.name} (${s.description}) on ${p.url}, pid ${p.pid}`);
       running.push({ s, p, samples: [] });
     }
     if (running.length === 0) { say("bench: nothing to measure"); return 1; }
 
-    const loadOf = (url: string, secs: number): LoadOptions => ({ url: url + "/", connections, threads: 1, seconds: secs, pin: pinLoad, track: (p) => children.adopt(p) });
-    if (warmup > 0) for (const r of running) await load(loadOf(r.p.url, warmup));
+    const loadOf = (p: RunningProxy, secs: number): LoadOptions => ({ url: p.url + "/", connections, threads: 1, seconds: secs, pin: pinLoad, track: (c) => children.adopt(c), headers: p.headers });
+    if (warmup > 0) for (const r of running) await load(loadOf(r.p, warmup));
 
     // Interleaved rounds, rotating the order so that no proxy always runs first (or last).
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < running.length; k++) {
         const r = running[(k + round) % running.length]!;
         const before = treeCpuMicros(r.p.pid);
-        const res = await load(loadOf(r.p.url, seconds));
+        const res = await load(loadOf(r.p, seconds));
         const after = treeCpuMicros(r.p.pid);
         const cpuUsPerReq = before !== null && after !== null && res.requests > 0 ? (after - before) / res.requests : null;
         r.samples.push({ ...res, cpuUsPerReq });

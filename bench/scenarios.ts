@@ -30,6 +30,8 @@ export interface BenchContext {
 
 export interface RunningProxy {
   url: string;
+  /** Headers every request of the load must carry (e.g. an API key). */
+  headers?: Record<string, string>;
   /** The process whose CPU time (with its descendants) is the proxy's. */
   pid: number;
 }
@@ -46,7 +48,7 @@ export interface Scenario {
 }
 
 /** Weir through its real CLI, with the config `build` makes for the shared upstream. */
-export function weirScenario(s: { name: string; label: string; description: string; default: boolean; build(upstreamUrl: string): WeirConfig }): Scenario {
+export function weirScenario(s: { name: string; label: string; description: string; default: boolean; build(upstreamUrl: string): WeirConfig; headers?: Record<string, string> }): Scenario {
   return {
     ...s,
     unavailable: () => null,
@@ -59,9 +61,15 @@ export function weirScenario(s: { name: string; label: string; description: stri
         pin: ctx.pin, cwd: dir, env: { ...process.env, WEIR_LOG_LEVEL: "warn" },
       });
       const m = await child.waitFor(/weir: listening on (\S+)/);
-      return { url: m[1]!, pid: child.pid };
+      return { url: m[1]!, pid: child.pid, headers: s.headers };
     },
   };
+}
+
+/** The same upstream under three names (127.0.0.1-3 all reach the loopback listener). */
+function threeTargets(upstreamUrl: string): string[] {
+  const u = new URL(upstreamUrl);
+  return ["127.0.0.1", "127.0.0.2", "127.0.0.3"].map((h) => `${u.protocol}//${h}:${u.port}`);
 }
 
 /** A Node script of dist/bench that takes the upstream URL and prints "listening on URL". */
@@ -107,6 +115,35 @@ export const scenarios: Scenario[] = [
     description: "@fastify/http-proxy with its defaults (undici), one process",
     default: true,
     script: "proxies/fastify-proxy.js",
+  }),
+  weirScenario({
+    name: "weir-plugins",
+    label: "Weir + 4 plugins",
+    description: "Weir with four sandboxed built-ins on the route: key-auth, rate-limit (in-process), transform, analytics",
+    default: true,
+    headers: { "x-api-key": "bench-key" },
+    build: (upstreamUrl) => ({
+      upstreams: { hello: { targets: [upstreamUrl] } },
+      routes: [{
+        name: "all", match: { path: "/" }, upstream: "hello",
+        plugins: [
+          { use: "key-auth", config: { keys: { "bench-key": "bench" } } },
+          { use: "rate-limit", config: { limit: 100000000, window: "1s", by: "consumer" } },
+          { use: "transform", config: { request: { setHeaders: { "x-consumer": "${consumer}" } }, response: { removeHeaders: ["server"] } } },
+          { use: "analytics", config: {} },
+        ],
+      }],
+    }),
+  }),
+  weirScenario({
+    name: "weir-3-targets",
+    label: "Weir, 3 targets",
+    description: "Weir balancing round-robin over three targets (the shared upstream under 127.0.0.1-3)",
+    default: false,
+    build: (upstreamUrl) => ({
+      upstreams: { hello: { targets: threeTargets(upstreamUrl), balance: "round-robin" } },
+      routes: [{ name: "all", match: { path: "/" }, upstream: "hello" }],
+    }),
   }),
   nodeScriptScenario({
     name: "undici-dispatch",

@@ -40,6 +40,9 @@ ${tempPaths(dir)}
   keepalive_timeout 65s;
   server {
     listen 127.0.0.1:${port} reuseport;
+    # The same upstream under more loopback names, for scenarios that balance over several targets.
+    listen 127.0.0.2:${port} reuseport;
+    listen 127.0.0.3:${port} reuseport;
     location / { default_type text/plain; return 200 "hello"; }
   }
 }

@@ -12,6 +12,8 @@ export interface LoadOptions {
   pin?: string[];
   /** Told about the load process, so that an interrupted benchmark can kill it. */
   track?: (proc: ChildProcess) => void;
+  /** Request headers to send (a scenario behind key-auth needs its key). */
+  headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -24,7 +26,8 @@ export interface LoadResult {
 }
 
 export function runWrk(wrk: string, o: LoadOptions): Promise<LoadResult> {
-  const argv = [...(o.pin ?? []), wrk, `-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, "--latency", "--timeout", "5s", o.url];
+  const headers = Object.entries(o.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+  const argv = [...(o.pin ?? []), wrk, `-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, "--latency", "--timeout", "5s", ...headers, o.url];
   return runParsed(argv, o.seconds, parseWrk, o.track);
 }
 

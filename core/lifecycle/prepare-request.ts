@@ -43,6 +43,8 @@ export class ProxyRequest implements PickContext {
   pathOverride: string | undefined = undefined;
   /** A Host set by a plugin. */
   hostOverride: string | undefined = undefined;
+  /** Response header operations queued by onRequest hooks: ["a", name, value] or ["d", name]. */
+  responseOps: string[][] | null = null;
   /** The response headers as sent (for onLog); set only when the route has plugins. */
   responseHeaders: string[] | null = null;
   /** When the upstream exchange began (performance.now()), 0 before. */

@@ -54,6 +54,8 @@ function validHeaders(list: unknown): list is string[] {
 
 /** JSON.parse that drops keys which could pollute prototypes when the value is merged later. */
 function safeParse(text: string): Record<string, unknown> {
+  // A reviver costs on every result; only a result that names one of the keys needs it.
+  if (!text.includes('"__proto__"') && !text.includes('"constructor"') && !text.includes('"prototype"')) return JSON.parse(text) as Record<string, unknown>;
   return JSON.parse(text, (k, v) => (k === "__proto__" || k === "constructor" || k === "prototype" ? undefined : v)) as Record<string, unknown>;
 }
 
@@ -125,9 +127,14 @@ export class PluginChain {
     if (out.v !== undefined) pr.varsJson = String(out.v);
     if (out.c !== undefined) pr.consumer = out.c === null ? null : String(out.c);
     if (out.l !== undefined) pr.pluginLogs(inst.name, out.l);
+    if (out.m !== undefined) inst.applyMetrics(out.m);
     if (out.h !== undefined) {
       if (!validHeaders(out.h)) return this.failed(pr, i, new PluginFailure(inst.name, "onRequest", "the plugin set a header with an invalid name or a value containing CR, LF or NUL"));
       applyRequestHeaders(pr, out.h);
+    }
+    if (out.ro !== undefined) {
+      if (!validOps(out.ro)) return this.failed(pr, i, new PluginFailure(inst.name, "onRequest", "the plugin set a response header with an invalid name or a value containing CR, LF or NUL"));
+      pr.responseOps = pr.responseOps === null ? out.ro : pr.responseOps.concat(out.ro);
     }
     if (out.p !== undefined) {
       const p = String(out.p);
@@ -148,6 +155,7 @@ export class PluginChain {
 
   private responseFrom(pr: ProxyRequest, state: ResponseState, start: number): ResponseState | Promise<ResponseState> {
     const pinned = pr.pinned!;
+    if (start === 0 && pr.responseOps !== null) state.headers = applyOps(state.headers, pr.responseOps);
     for (let i = start; i < pinned.length; i++) {
       const inst = pinned[i]!;
       if (!inst.hasResponse || hasFailed(pr, i)) continue;
@@ -171,6 +179,7 @@ export class PluginChain {
     if (out.v !== undefined) pr.varsJson = String(out.v);
     if (out.c !== undefined) pr.consumer = out.c === null ? null : String(out.c);
     if (out.l !== undefined) pr.pluginLogs(inst.name, out.l);
+    if (out.m !== undefined) inst.applyMetrics(out.m);
     if (out.h !== undefined) {
       if (!validHeaders(out.h)) return fail(new PluginFailure(inst.name, "onResponse", "the plugin set a header with an invalid name or a value containing CR, LF or NUL"));
       state.headers = dropHopByHop(out.h, state.local === null);
@@ -228,6 +237,34 @@ export class PluginChain {
     if (this.slots[i]!.entry.onError === "open") return CONTINUE;
     return jsonError(500, ErrorCodes.PLUGIN_FAILED, `the plugin "${f.plugin}" failed in ${f.hook}`, pr.requestId);
   }
+}
+
+/** Response header operations from onRequest: well-formed, and nothing that could reach the wire broken. */
+function validOps(ops: unknown): ops is string[][] {
+  if (!Array.isArray(ops)) return false;
+  for (const op of ops) {
+    if (!Array.isArray(op) || typeof op[1] !== "string" || !TOKEN.test(op[1])) return false;
+    if (op[0] === "a") { if (typeof op[2] !== "string" || BAD_VALUE.test(op[2])) return false; }
+    else if (op[0] !== "d") return false;
+  }
+  return true;
+}
+
+/** Applies queued operations to a flat header list (hop-by-hop names are never added). */
+function applyOps(headers: string[], ops: string[][]): string[] {
+  let out = headers;
+  for (const op of ops) {
+    const lower = op[1]!.toLowerCase();
+    if (op[0] === "d") {
+      const next: string[] = [];
+      for (let i = 0; i < out.length; i += 2) if (out[i]!.toLowerCase() !== lower) next.push(out[i]!, out[i + 1]!);
+      out = next;
+    } else if (!HOP_BY_HOP.has(lower) && lower !== "content-length") {
+      if (out === headers) out = headers.slice();
+      out.push(op[1]!, op[2]!);
+    }
+  }
+  return out;
 }
 
 function setLocal(state: ResponseState, local: LocalResponse): void {

@@ -6,6 +6,7 @@
  */
 import type { CompiledPlugin } from "./compile-plugin.js";
 import { SandboxIsolate, type HostCall } from "./sandbox-isolate.js";
+import { incrementMetric, observeMetric } from "./plugin-metrics.js";
 import type { HookTimer } from "../metrics/plugin-metrics.js";
 
 /** Where a request adds up the time its plugin hooks took (ProxyRequest, for the access log). */
@@ -106,10 +107,28 @@ export class PluginInstance {
   /** Logs a plugin asked for in onLog reach the host log through this. */
   onLogOutput: (instance: PluginInstance, logs: unknown) => void = () => undefined;
 
+  /**
+   * Metric updates a hook made during its synchronous run come back with its result; applied here.
+   * A bad one (wrong type, too many series) is recorded as an error of the plugin.
+   */
+  applyMetrics(ops: unknown): void {
+    if (!Array.isArray(ops)) return;
+    for (const op of ops as unknown[][]) {
+      try {
+        if (op[0] === 0) incrementMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
+        else observeMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
+      } catch (err) {
+        this.errors.push({ at: new Date().toISOString(), hook: "metrics", message: String((err as Error).message) });
+        if (this.errors.length > MAX_ERRORS_KEPT) this.errors.shift();
+      }
+    }
+  }
+
   private logResult(r: string | PluginFailure): void {
     if (typeof r !== "string" || r === "") return;
     try {
-      const out = JSON.parse(r) as { l?: unknown };
+      const out = JSON.parse(r) as { l?: unknown; m?: unknown };
+      if (out.m !== undefined) this.applyMetrics(out.m);
       if (out.l !== undefined) this.onLogOutput(this, out.l);
     } catch { /* a malformed onLog result changes nothing */ }
   }

@@ -43,7 +43,9 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
   class Hdrs {
     list: string[] | null = null;
     dirty = false;
-    constructor(private block: string) {}
+    /** In pending mode (response headers set in onRequest) the operations, in order. */
+    ops: string[][] | null = null;
+    constructor(private block: string, pending = false) { if (pending) this.ops = []; }
     private l(): string[] {
       if (this.list === null) this.list = this.block === "" ? [] : this.block.split("\n");
       return this.list;
@@ -62,9 +64,14 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
       const out: string[] = [];
       for (let i = 0; i < l.length; i += 2) if (l[i]!.toLowerCase() !== n) out.push(l[i]!, l[i + 1]!);
       if (out.length !== l.length) { this.list = out; this.dirty = true; }
+      this.ops?.push(["d", String(name)]);
     }
     set(name: string, value: string): void { this.delete(name); this.append(name, value); }
-    append(name: string, value: string): void { this.l().push(String(name), String(value)); this.dirty = true; }
+    append(name: string, value: string): void {
+      this.l().push(String(name), String(value));
+      this.dirty = true;
+      this.ops?.push(["a", String(name), String(value)]);
+    }
     entries(): [string, string][] {
       const l = this.l();
       const out: [string, string][] = [];
@@ -96,8 +103,17 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
     if (v.async) return call("rateLimit.async", args);
     return v.ok;
   }
-  /** ctx.metrics: synchronous host calls (plugin-metrics.ts). */
+  /**
+   * ctx.metrics: during a hook's synchronous run the update rides back with the result (no extra
+   * crossing; the host applies it and logs a bad one); outside it (after an await) it is one
+   * synchronous host call.
+   */
   function metric(op: string, name: unknown, value: unknown, labels: unknown): void {
+    if (current !== null) {
+      if (typeof name !== "string" || typeof value !== "number") throw new Error("ctx.metrics: a metric needs a name (string) and a number");
+      (current.metricOps ??= []).push([op === "metrics.increment" ? 0 : 1, name, value, labels ?? null]);
+      return;
+    }
     const v = parse(hostCall.applySync(undefined, [op, stringify([String(name), value, labels ?? null])]) as string) as { error?: string };
     if (v.error !== undefined) throw new Error(v.error);
   }
@@ -105,56 +121,13 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
     throw new Error(`ctx.${what} needs a permission this plugin was not granted; declare it in definePlugin({ permissions }) and grant it in the route entry's permissions:`);
   }
 
-  // Fields of a packed call, in order.
-  // 0 phase, 1 method, 2 path, 3 query, 4 request headers, 5 client ip, 6 route name, 7 params JSON,
-  // 8 consumer ("\u0000" none -> we use "" for none), 9 vars JSON, 10 request id, 11 status,
-  // 12 response headers, 13 timing JSON
-  function makeCtx(f: string[], phase: string) {
-    const reqHeaders = new Hdrs(f[4]!);
-    const resHeaders = new Hdrs(f[12] ?? "");
-    const out: { path?: string; status?: number; respond?: unknown; consumer?: string | null; logs: string[][] } = { logs: [] };
-    const log = (level: string) => (message: unknown, fields?: unknown) => {
-      if (out.logs.length < MAX_LOGS) out.logs.push([level, String(message), fields === undefined ? "" : stringify(fields)]);
-    };
-    let path = f[2]!;
-    let status = Number(f[11] || 0);
-    let consumer: string | null = f[8] === "" ? null : f[8]!;
-    const vars = f[9] ? parse(f[9]) : {};
-    const ctx = {
-      request: {
-        method: f[1],
-        get path() { return path; },
-        set path(v: string) {
-          if (phase !== "onRequest") throw new Error("ctx.request.path can only be changed in onRequest");
-          path = String(v); out.path = path;
-        },
-        query: f[3],
-        headers: reqHeaders,
-      },
-      response: {
-        get status() { return status; },
-        set status(v: number) {
-          if (phase !== "onResponse") throw new Error("ctx.response.status can only be changed in onResponse");
-          status = Number(v); out.status = status;
-        },
-        headers: resHeaders,
-      },
-      respond(s: number, body?: unknown, headers?: Record<string, string>) {
-        if (phase !== "onRequest" && phase !== "onResponse") throw new Error(`ctx.respond cannot be used in ${phase}; it is available in onRequest and onResponse`);
-        const h: string[] = [];
-        if (headers) for (const k of Object.keys(headers)) h.push(String(k), String(headers[k]));
-        const b = body === undefined ? "" : typeof body === "string" ? body : stringify(body);
-        out.respond = { s: Number(s), b, h, j: body !== undefined && typeof body !== "string" };
-      },
-      config,
-      vars,
-      route: { name: f[6], params: f[7] ? parse(f[7]) : {} },
-      client: { ip: f[5] },
-      get consumer() { return consumer; },
-      set consumer(v: string | null) { consumer = v === null ? null : String(v); out.consumer = consumer; },
-      requestId: f[10],
-      timing: f[13] ? parse(f[13]) : { total: 0, upstream: 0 },
-      log: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
+  /** The context whose hook is running synchronously right now (metrics are buffered on it). */
+  let current: Ctx | null = null;
+
+  // Capabilities do not depend on the request: built once per configure(), not per call.
+  let caps: Record<string, unknown> = {};
+  function buildCaps(): void {
+    caps = {
       store: {
         get: (k: string) => (granted.store ? call("store.get", [String(k)]) : denied("store")),
         set: (k: string, v: string, o?: { ttlMs?: number }) => (granted.store ? call("store.set", [String(k), String(v), o?.ttlMs ?? 0]) : denied("store")),
@@ -169,21 +142,112 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
         observe: (name: string, value: number, labels?: Record<string, string>) => metric("metrics.observe", name, value, labels),
       },
     };
-    const finish = (): string => {
-      const r: Record<string, unknown> = {};
-      let any = false;
-      if (reqHeaders.dirty && phase === "onRequest") { r.h = reqHeaders.list; any = true; }
-      if (resHeaders.dirty && phase === "onResponse") { r.h = resHeaders.list; any = true; }
-      if (out.path !== undefined) { r.p = out.path; any = true; }
-      if (out.status !== undefined) { r.s = out.status; any = true; }
-      if (out.respond !== undefined) { r.r = out.respond; any = true; }
-      if ("consumer" in out) { r.c = out.consumer; any = true; }
-      const v = stringify(vars);
-      if (v !== (f[9] || "{}")) { r.v = v; any = true; }
-      if (out.logs.length) { r.l = out.logs; any = true; }
-      return any ? stringify(r) : "";
-    };
-    return { ctx, finish };
+  }
+  buildCaps();
+
+  // Fields of a packed call, in order.
+  // 0 phase, 1 method, 2 path, 3 query, 4 request headers, 5 client ip, 6 route name, 7 params JSON,
+  // 8 consumer ("" for none), 9 vars JSON, 10 request id, 11 status, 12 response headers,
+  // 13 timing JSON
+  //
+  // The context is a class with getters on its prototype and everything parsed on first use: a
+  // hook that reads one header pays for one split, not for a dozen closures and JSON parses.
+  class Req {
+    private h: Hdrs | null = null;
+    constructor(private readonly c: Ctx) {}
+    get method(): string { return this.c.f[1]!; }
+    get path(): string { return this.c.outPath ?? this.c.f[2]!; }
+    set path(v: string) {
+      if (this.c.phase !== "onRequest") throw new Error("ctx.request.path can only be changed in onRequest");
+      this.c.outPath = String(v);
+    }
+    get query(): string { return this.c.f[3]!; }
+    get headers(): Hdrs { return (this.h ??= this.c.reqHeaders = new Hdrs(this.c.f[4]!)); }
+  }
+  class Res {
+    private h: Hdrs | null = null;
+    constructor(private readonly c: Ctx) {}
+    get status(): number { return this.c.outStatus ?? Number(this.c.f[11] || 0); }
+    set status(v: number) {
+      if (this.c.phase !== "onResponse") throw new Error("ctx.response.status can only be changed in onResponse");
+      this.c.outStatus = Number(v);
+    }
+    /**
+     * In onResponse: the response's headers. In onRequest there is no response yet: the headers
+     * set here are applied to the response when it comes (the upstream's or a local one), which
+     * saves a plugin an onResponse hook (one isolate crossing) just to add headers.
+     */
+    get headers(): Hdrs { return (this.h ??= this.c.resHeaders = new Hdrs(this.c.f[12] ?? "", this.c.phase === "onRequest")); }
+  }
+  class Ctx {
+    outPath: string | undefined = undefined;
+    outStatus: number | undefined = undefined;
+    outRespond: unknown = undefined;
+    consumerSet = false;
+    private consumerValue: string | null = null;
+    varsValue: Record<string, unknown> | undefined = undefined;
+    logs: string[][] | null = null;
+    metricOps: unknown[][] | null = null;
+    reqHeaders: Hdrs | null = null;
+    resHeaders: Hdrs | null = null;
+    private req: Req | null = null;
+    private res: Res | null = null;
+    private logApi: unknown = null;
+    constructor(readonly f: string[], readonly phase: string) {}
+    get request(): Req { return (this.req ??= new Req(this)); }
+    get response(): Res { return (this.res ??= new Res(this)); }
+    respond(s: number, body?: unknown, headers?: Record<string, string>): void {
+      if (this.phase !== "onRequest" && this.phase !== "onResponse") throw new Error(`ctx.respond cannot be used in ${this.phase}; it is available in onRequest and onResponse`);
+      const h: string[] = [];
+      if (headers) for (const k of Object.keys(headers)) h.push(String(k), String(headers[k]));
+      const b = body === undefined ? "" : typeof body === "string" ? body : stringify(body);
+      this.outRespond = { s: Number(s), b, h, j: body !== undefined && typeof body !== "string" };
+    }
+    get config(): unknown { return config; }
+    get vars(): Record<string, unknown> { return (this.varsValue ??= this.f[9] ? parse(this.f[9]) : {}); }
+    get route(): { name: string; params: Record<string, string> } {
+      const f = this.f;
+      return { name: f[6]!, get params() { return f[7] ? parse(f[7]) : {}; } };
+    }
+    get client(): { ip: string } { return { ip: this.f[5]! }; }
+    get consumer(): string | null { return this.consumerSet ? this.consumerValue : this.f[8] === "" ? null : this.f[8]!; }
+    set consumer(v: string | null) { this.consumerValue = v === null || v === undefined ? null : String(v); this.consumerSet = true; }
+    get requestId(): string { return this.f[10]!; }
+    get timing(): { total: number; upstream: number } { return this.f[13] ? parse(this.f[13]) : { total: 0, upstream: 0 }; }
+    get log(): unknown {
+      if (this.logApi === null) {
+        const line = (level: string) => (message: unknown, fields?: unknown) => {
+          const logs = (this.logs ??= []);
+          if (logs.length < MAX_LOGS) logs.push([level, String(message), fields === undefined ? "" : stringify(fields)]);
+        };
+        this.logApi = { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") };
+      }
+      return this.logApi;
+    }
+    get store(): unknown { return caps.store; }
+    get fetch(): unknown { return caps.fetch; }
+    get jwt(): unknown { return caps.jwt; }
+    get rateLimit(): unknown { return caps.rateLimit; }
+    get metrics(): unknown { return caps.metrics; }
+  }
+
+  /** The call's outcome as the wire string: "" when the hook changed nothing. */
+  function finish(c: Ctx): string {
+    let r: Record<string, unknown> | null = null;
+    if (c.phase === "onRequest" && c.reqHeaders?.dirty) (r ??= {}).h = c.reqHeaders.list;
+    if (c.phase === "onResponse" && c.resHeaders?.dirty) (r ??= {}).h = c.resHeaders.list;
+    if (c.phase === "onRequest" && c.resHeaders?.ops?.length) (r ??= {}).ro = c.resHeaders.ops;
+    if (c.metricOps !== null) (r ??= {}).m = c.metricOps;
+    if (c.outPath !== undefined) (r ??= {}).p = c.outPath;
+    if (c.outStatus !== undefined) (r ??= {}).s = c.outStatus;
+    if (c.outRespond !== undefined) (r ??= {}).r = c.outRespond;
+    if (c.consumerSet) (r ??= {}).c = c.consumer;
+    if (c.varsValue !== undefined) {
+      const v = stringify(c.varsValue);
+      if (v !== (c.f[9] || "{}")) (r ??= {}).v = v;
+    }
+    if (c.logs !== null) (r ??= {}).l = c.logs;
+    return r === null ? "" : stringify(r);
   }
 
   g.__weir = {
@@ -204,19 +268,22 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
     configure(configJson: string, grantedJson: string): void {
       config = parse(configJson);
       granted = parse(grantedJson);
+      buildCaps();
     },
     run(packed: string): string {
       const f = packed.split("\u0000");
       const phase = f[0]!;
-      const { ctx, finish } = makeCtx(f, phase);
+      const ctx = new Ctx(f, phase);
       try {
-        const result = (plugin![phase] as (c: unknown) => unknown)(ctx);
+        current = ctx;
+        let result: unknown;
+        try { result = (plugin![phase] as (c: unknown) => unknown)(ctx); } finally { current = null; }
         if (result && typeof (result as { then?: unknown }).then === "function") {
           const id = nextId++;
-          pending.set(id, PromiseCtor.resolve(result).then(finish, (e: unknown) => stringify({ e: describe(e) })));
+          pending.set(id, PromiseCtor.resolve(result).then(() => finish(ctx), (e: unknown) => stringify({ e: describe(e) })));
           return "\u0001" + id;
         }
-        return finish();
+        return finish(ctx);
       } catch (e) {
         return stringify({ e: describe(e) });
       }

@@ -62,7 +62,11 @@ export interface LoadOptions {
 
 export interface TestPlugin {
   readonly manifest: PluginManifest;
-  request(input?: TestRequest): Promise<HookResult>;
+  /**
+   * Runs onRequest. `result.response` shows what response headers set in onRequest would do to a
+   * response with `responseHeaders` (they are applied when the response comes).
+   */
+  request(input?: TestResponseInput): Promise<HookResult>;
   response(input?: TestResponseInput): Promise<HookResult>;
   log(input?: TestResponseInput & { timing?: { total: number; upstream: number } }): Promise<HookResult>;
   /** Bytes of V8 heap the isolate uses. */
@@ -111,7 +115,15 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
     if (r instanceof Promise) r = await r;
     if (r instanceof PluginFailure) { result.error = r.message; return result; }
     if (r === "") return result;
-    const out = JSON.parse(r) as { h?: string[]; p?: string; s?: number; r?: { s: number; b: string; h: string[]; j: boolean }; v?: string; c?: string | null; l?: string[][] };
+    const out = JSON.parse(r) as { h?: string[]; p?: string; s?: number; r?: { s: number; b: string; h: string[]; j: boolean }; v?: string; c?: string | null; l?: string[][]; ro?: string[][]; m?: unknown };
+    if (out.m !== undefined) instance.applyMetrics(out.m);
+    if (out.ro) {
+      // Response headers set in onRequest: what the response will get.
+      for (const [op, name, value] of out.ro) {
+        if (op === "d") delete result.response.headers[name!.toLowerCase()];
+        else result.response.headers[name!.toLowerCase()] = value!;
+      }
+    }
     const toRecord = (l: string[]) => { const o: Record<string, string> = {}; for (let i = 0; i < l.length; i += 2) o[l[i]!.toLowerCase()] = o[l[i]!.toLowerCase()] === undefined ? l[i + 1]! : `${o[l[i]!.toLowerCase()]}, ${l[i + 1]}`; return o; };
     if (out.h) { if (phase === "onRequest") result.request.headers = toRecord(out.h); else result.response.headers = toRecord(out.h); }
     if (out.p !== undefined) result.request.path = out.p;

@@ -72,7 +72,16 @@ function decide(ctx: Context<Config>, d: RateLimitResult): void {
   const v: [number, number, number] = [d.limit, d.remaining, Math.ceil(d.resetMs / 1000)];
   // With several rate-limit entries on one request, the headers tell the tightest one.
   const prev = ctx.vars[VAR] as [number, number, number] | undefined;
-  if (prev === undefined || v[1] <= prev[1]) ctx.vars[VAR] = v;
+  if (prev === undefined || v[1] <= prev[1]) {
+    // The most restrictive limit on the route is the one the client is told about. Set from
+    // onRequest, the headers are applied when the response comes: no onResponse hook (and no
+    // second isolate crossing) per request.
+    ctx.vars[VAR] = v;
+    const h = ctx.response.headers;
+    h.set("ratelimit-limit", String(v[0]));
+    h.set("ratelimit-remaining", String(v[1]));
+    h.set("ratelimit-reset", String(v[2]));
+  }
   if (d.storeError !== undefined) ctx.log.warn("rate-limit store unavailable; onStoreError applied", { policy: ctx.config.onStoreError, error: d.storeError });
   if (!d.allowed) {
     const retry = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
@@ -106,13 +115,5 @@ export default definePlugin<Config>({
     const r = ctx.rateLimit(keyFor(c, ctx), c.options);
     if (typeof (r as Promise<RateLimitResult>).then === "function") return (r as Promise<RateLimitResult>).then((d) => decide(ctx, d));
     decide(ctx, r as RateLimitResult);
-  },
-  onResponse(ctx) {
-    const v = ctx.vars[VAR] as [number, number, number] | undefined;
-    if (v === undefined) return;
-    const h = ctx.response.headers;
-    h.set("ratelimit-limit", String(v[0]));
-    h.set("ratelimit-remaining", String(v[1]));
-    h.set("ratelimit-reset", String(v[2]));
   },
 });

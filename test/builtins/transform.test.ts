@@ -70,10 +70,11 @@ Behaviour("reads the ctx. spellings (which survive a config file's environment e
     assert.is(r.request.headers["x-b"], "c|r|i|::1");
   } finally { await p.close(); }
 });
-Behaviour("changes response headers", async () => {
+Behaviour("changes response headers (queued in onRequest, applied when the response comes)", async () => {
   const p = await loadPlugin(plugin, { config: { response: { setHeaders: { "x-served-for": "${consumer}@${route}" }, removeHeaders: ["server", "x-powered-by"] } } });
   try {
-    const r = await p.response({ consumer: "bob", route: "api", responseHeaders: { server: "nginx", "x-powered-by": "php", "content-type": "text/plain" } });
+    assert.equal(p.manifest.hooks, ["onRequest"]);
+    const r = await p.request({ consumer: "bob", route: "api", responseHeaders: { server: "nginx", "x-powered-by": "php", "content-type": "text/plain" } });
     assert.is(r.response.headers["x-served-for"], "bob@api");
     assert.is(r.response.headers["server"], undefined);
     assert.is(r.response.headers["x-powered-by"], undefined);

@@ -145,3 +145,35 @@ Log("runs after the response is sent and never delays it", async () => {
 });
 
 Log.run();
+
+const Early = suite<{ up: TestUpstream; weir: TestWeir }>("response headers set in onRequest");
+
+Early.before(async (ctx) => {
+  ctx.up = await startUpstream((_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain", "x-remove-me": "upstream", "content-length": "2" });
+    res.end("ok");
+  });
+  ctx.weir = await startWeir({ routes: [{ match: { path: "/early" }, upstream: ctx.up.url, plugins: [{ use: pluginFixture("early-response-headers.ts") }] }] });
+});
+Early.after(async (ctx) => { await ctx.weir.stop(); await ctx.up.close(); });
+
+Early("are applied to the upstream's response, removals included, without an onResponse hook", async ({ weir }) => {
+  const res = await request(`${weir.url}/early/x`);
+  assert.is(await res.body.text(), "ok");
+  assert.is(res.statusCode, 200);
+  assert.is(res.headers["x-early"], "set-in-onRequest");
+  assert.is(res.headers["x-remove-me"], undefined);
+  assert.is(res.headers["content-length"], "2");
+  assert.not.match(String(res.headers["connection"] ?? ""), /x-should-never/);
+});
+
+Early("are applied to a local answer too", async ({ weir, up }) => {
+  const before = up.seen.length;
+  const res = await request(`${weir.url}/early/deny`);
+  assert.equal(await res.body.json(), { error: "denied" });
+  assert.is(res.statusCode, 403);
+  assert.is(res.headers["x-early"], "set-in-onRequest");
+  assert.is(up.seen.length, before);
+});
+
+Early.run();

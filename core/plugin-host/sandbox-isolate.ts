@@ -31,6 +31,7 @@ export class SandboxIsolate {
     private readonly settleRef: ivm.Reference<(id: number) => Promise<string>>,
     private readonly dropRef: ivm.Reference<(id: number) => void>,
     private readonly configureRef: ivm.Reference<(config: string, granted: string) => void>,
+    private readonly batchRef: ivm.Reference<(joined: string) => string>,
     /** The manifest JSON the plugin's definition produced. */
     readonly manifestJson: string,
   ) {}
@@ -50,13 +51,14 @@ export class SandboxIsolate {
       const runRef = await ref<(p: string) => string>("run");
       const settleRef = await ref<(id: number) => Promise<string>>("settle");
       const dropRef = await ref<(id: number) => void>("drop");
+      const batchRef = await ref<(joined: string) => string>("runBatch");
       await context.eval("delete globalThis.__weir", { timeout });
       const script = await isolate.compileScript(o.code, { filename: o.filename });
       await script.run(context, { timeout });
       script.release();
       const manifestJson = manifestRef.applySync(undefined, [], { timeout }) as string;
       manifestRef.release();
-      return new SandboxIsolate(isolate, context, runRef, settleRef, dropRef, configureRef, manifestJson);
+      return new SandboxIsolate(isolate, context, runRef, settleRef, dropRef, configureRef, batchRef, manifestJson);
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose();
       throw err;
@@ -73,6 +75,13 @@ export class SandboxIsolate {
     const r = this.runRef.applySync(undefined, [packed], { timeout: timeoutMs });
     if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
     return r;
+  }
+
+  /** Runs several hooks in one crossing; one result per call, in order. */
+  runBatch(packed: string[], timeoutMs: number): string[] {
+    const r = this.batchRef.applySync(undefined, [packed.join("\u0002")], { timeout: timeoutMs });
+    if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
+    return r.split("\u0002");
   }
 
   /** Waits for an async hook's result. The caller owns the wall-clock watchdog. */

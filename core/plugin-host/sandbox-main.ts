@@ -295,6 +295,16 @@ export function sandboxMain(g: Record<string, unknown>, hostCall: HostRef): void
     },
     drop(id: number): void { pending.delete(id); },
   };
+  // runBatch calls run through this closure variable, not through the global (which the host
+  // removes before plugin code runs).
+  const api = g.__weir as { run(p: string): string; runBatch(j: string): string };
+  const runOne = api.run;
+  api.runBatch = (joined: string): string => {
+    const items = joined.split("\u0002");
+    let out = "";
+    for (let i = 0; i < items.length; i++) out += (i ? "\u0002" : "") + runOne(items[i]!);
+    return out;
+  };
 }
 
 /** The isolate-side source: sandboxMain applied to the global and the host call Reference. */

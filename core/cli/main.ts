@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { createLogger } from "../log/logger.js";
 import { PluginHost } from "../plugin-host/plugin-host.js";
 import { MemoryStore } from "../store/memory-store.js";
+import { workersInFile } from "../cluster/worker-count.js";
 
 // The runtime (undici, the plugin host, isolated-vm) is imported only by the commands that run it,
 // so `validate` and `--help` start fast and need nothing but the config code.
@@ -93,17 +94,16 @@ async function validate(file: string, out: NodeJS.WritableStream, err: NodeJS.Wr
 }
 
 async function start(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const workers = workersInFile(file);
+  if (workers > 1) return (await import("../cluster/primary.js")).runPrimary(file, workers, out, err);
   let rt: WeirRuntime;
   try {
-    rt = await (await runtime()).WeirRuntime.start({ configFile: file });
+    rt = await (await runtime()).WeirRuntime.start({ configFile: file, watchConfig: true });
   } catch (e) {
     if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p) + "\n"); return 1; }
     if (e instanceof WeirError) { err.write(`weir: ${e.message} [${e.code}]\n`); return 1; }
     throw e;
   }
-  const { listen, admin } = rt.addresses();
-  for (const url of listen) out.write(`weir: listening on ${url}\n`);
-  if (admin) out.write(`weir: admin API on ${admin}\n`);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -112,7 +112,12 @@ async function start(file: string, out: NodeJS.WritableStream, err: NodeJS.Writa
       out.write(`weir: ${signal} received, finishing in-flight requests\n`);
       rt.stop().then(() => { out.write("weir: stopped\n"); resolveExit(0); }, (e) => { err.write(`weir: ${e}\n`); resolveExit(1); });
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    // Handlers first, then the lines a supervisor waits for: a signal sent as soon as it reads
+    // "listening" must find them installed (it used to kill the process outright).
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    const { listen, admin } = rt.addresses();
+    for (const url of listen) out.write(`weir: listening on ${url}\n`);
+    if (admin) out.write(`weir: admin API on ${admin}\n`);
   });
 }

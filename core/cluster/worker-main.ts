@@ -51,7 +51,7 @@ async function main(): Promise<void> {
         );
         break;
       case "metrics":
-        void rt.metrics.registry.getMetricsAsJSON().then((metrics) => send({ weir: "metrics", id: m.id, metrics }));
+        void rt.metrics.json().then((metrics) => send({ weir: "metrics", id: m.id, metrics }));
         break;
       case "admin":
         void Promise.resolve(admin(m.method, m.path)).then(

@@ -12,6 +12,7 @@ import { registerCollector } from "./collector.js";
 import { histogramValues, type MetricValue } from "./latency-histogram.js";
 import { PluginMetrics } from "./plugin-metrics.js";
 import { RequestMetrics } from "./request-metrics.js";
+import { HISTOGRAM_BUCKETS, pluginMetricsSnapshot } from "../plugin-host/plugin-metrics.js";
 
 /** What the metrics read from the runtime when scraped. */
 export interface MetricsSource {
@@ -100,6 +101,37 @@ export class WeirMetrics {
 
   /** The Prometheus text exposition. */
   text(): Promise<string> {
+    this.syncPluginMetrics();
     return this.registry.metrics();
+  }
+
+  /** The registry as JSON (what a worker sends the primary to aggregate). */
+  json(): ReturnType<Registry["getMetricsAsJSON"]> {
+    this.syncPluginMetrics();
+    return this.registry.getMetricsAsJSON();
+  }
+
+  private readonly pluginFamilies = new Set<string>();
+
+  /**
+   * Metrics written by plugins (ctx.metrics, e.g. the analytics built-in) appear when first
+   * written: each new family is registered as a collector the first time a scrape sees it.
+   */
+  private syncPluginMetrics(): void {
+    for (const f of pluginMetricsSnapshot()) {
+      if (this.pluginFamilies.has(f.name)) continue;
+      this.pluginFamilies.add(f.name);
+      registerCollector(this.registry, f.name, `written by the ${f.plugin} plugin (ctx.metrics)`, f.type, "sum", (out) => {
+        const now = pluginMetricsSnapshot().find((x) => x.name === f.name);
+        if (!now) return;
+        for (const s of now.series) {
+          if (now.type === "counter") { out.push({ labels: s.labels, value: s.value }); continue; }
+          HISTOGRAM_BUCKETS.forEach((le, i) => out.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: String(le) }, value: s.buckets![i]! }));
+          out.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: "+Inf" }, value: s.value });
+          out.push({ metricName: `${f.name}_sum`, labels: s.labels, value: s.sum ?? 0 });
+          out.push({ metricName: `${f.name}_count`, labels: s.labels, value: s.value });
+        }
+      });
+    }
   }
 }

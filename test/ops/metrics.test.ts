@@ -87,6 +87,27 @@ Metrics("plugin hook durations and failures are counted by plugin and hook", asy
   }
 });
 
+Metrics("the analytics built-in's series appear on /metrics, counted by route, consumer and status class", async () => {
+  const up = await startUpstream();
+  const weir = await startWeir({
+    upstreams: { api: { targets: [up.url] } },
+    routes: [{ name: "measured", match: { path: "/measured" }, upstream: "api", plugins: [{ use: "key-auth", config: { keys: { k1: "carol" } } }, { use: "analytics", config: {} }] }],
+  });
+  try {
+    await getMany(`${weir.url}/measured/x`, 3, { "x-api-key": "k1" });
+    await getMany(`${weir.url}/measured/x`, 2);
+    // onLog runs after the responses, off the request path: poll until it has been counted.
+    let m = (await scrape(weir.admin)).exposition;
+    for (let i = 0; i < 50 && m.sum("weir_analytics_request_duration_seconds_count") < 5; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      m = (await scrape(weir.admin)).exposition;
+    }
+    assert.is(m.types.get("weir_analytics_request_duration_seconds"), "histogram");
+    assert.is(m.value("weir_analytics_request_duration_seconds_count", { route: "measured", consumer: "carol", status_class: "2xx" }), 3);
+    assert.is(m.sum("weir_analytics_request_duration_seconds_count"), 5);
+  } finally { await weir.stop(); await up.close(); }
+});
+
 Metrics("reloads are counted by result and the generation gauge follows the swap", async () => {
   const up = await startUpstream();
   const weir = await startWeir(config(up.url));

@@ -8,13 +8,10 @@ import { loadConfigFile } from "../config/loader.js";
 import { ConfigError, formatProblem, WeirError } from "../errors.js";
 import type { WeirRuntime } from "../server/runtime.js";
 import { resolve } from "node:path";
-import { createLogger } from "../log/logger.js";
-import { PluginHost } from "../plugin-host/plugin-host.js";
-import { MemoryStore } from "../store/memory-store.js";
 import { workersInFile } from "../cluster/worker-count.js";
 
 // The runtime (undici, the plugin host, isolated-vm) is imported only by the commands that run it,
-// so `validate` and `--help` start fast and need nothing but the config code.
+// so `--help` and a config without plugins validate fast and need nothing but the config code.
 const runtime = () => import("../server/runtime.js");
 
 const USAGE = `Usage: weir <command> [options]
@@ -75,6 +72,10 @@ async function validate(file: string, out: NodeJS.WritableStream, err: NodeJS.Wr
     if (problems.length) throw new ConfigError(problems);
     // Plugins are compiled and loaded into real isolates so that their config is checked
     // against their own schema, exactly as start and reload would.
+    if (!config.plugins?.length && !config.routes?.some((r) => r.plugins?.length)) { out.write("ok\n"); return 0; }
+    const [{ PluginHost }, { MemoryStore }, { createLogger }] = await Promise.all([
+      import("../plugin-host/plugin-host.js"), import("../store/memory-store.js"), import("../log/logger.js"),
+    ]);
     const store = new MemoryStore();
     const host = new PluginHost(createLogger("silent"), () => store, { watch: false });
     try {

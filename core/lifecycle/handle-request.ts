@@ -59,6 +59,14 @@ function respondLocally(host: LifecycleHost, pr: ProxyRequest, res: ServerRespon
   else send(r);
 }
 
+/** Requests that sent `Expect: 100-continue` and have not been told to go on yet. */
+const awaitingContinue = new WeakSet<IncomingMessage>();
+
+/** Marks a request whose client waits for "100 Continue" before sending its body. */
+export function expectContinue(req: IncomingMessage): void {
+  awaitingContinue.add(req);
+}
+
 /**
  * The end of every proxied request: the log hooks are queued (they run after the response, off
  * this path), the plugin instances the request held are let go, and the runtime is told.
@@ -77,6 +85,10 @@ export function finishRequest(host: LifecycleHost, pr: ProxyRequest, status: num
 }
 
 function forward(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse): void {
+  if (awaitingContinue.has(pr.req)) {
+    awaitingContinue.delete(pr.req);
+    res.writeContinue();
+  }
   const { gen, req, inbound } = pr;
   // The body is made per attempt: a retry after a connect failure sends a stream nobody read yet.
   const body = inbound.chunked ? () => limitedBody(req, gen.limits.maxBodyBytes)

@@ -1,7 +1,8 @@
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, so a proxy removes
  * them in both directions, together with every header a `Connection` header names.
- * `expect` is removed too: node:http has already answered `100-continue` to the client, and
+ * `expect` is removed too: Weir answers `100-continue` to the client itself (when the request is
+ * about to go upstream), and
  * undici refuses the header.
  */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([

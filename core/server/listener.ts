@@ -10,7 +10,7 @@ import type { Duplex } from "node:stream";
 import type { ListenConfig } from "../config/schema.js";
 import type { Limits } from "../config/generation.js";
 import { ErrorCodes } from "../errors.js";
-import { createRequestHandler, type LifecycleHost } from "../lifecycle/handle-request.js";
+import { createRequestHandler, expectContinue, type LifecycleHost } from "../lifecycle/handle-request.js";
 import { replyErrorRaw } from "../lifecycle/local-reply.js";
 import { newRequestId } from "../lifecycle/request-id.js";
 import { createUpgradeHandler } from "../upstream/websocket.js";
@@ -33,9 +33,10 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
   const handleRequest = createRequestHandler(host, tls);
   server.on("request", handleRequest);
   // Expect: 100-continue (RFC 9110 §10.1.1): node:http would say "100 Continue" to everything, so a
-  // client would upload a body we then refuse for its size. Such a request gets its 413 instead.
+  // client would upload a body we then refuse (404, 413, a plugin's 401). We say it only when the
+  // request is about to go upstream (handle-request.ts forward).
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
-    if (!(Number(req.headers["content-length"]) > host.generation.limits.maxBodyBytes)) res.writeContinue();
+    expectContinue(req);
     handleRequest(req, res);
   });
   server.on("upgrade", createUpgradeHandler(host, tls));

@@ -188,6 +188,13 @@ Limits("Expect: 100-continue within the limit gets 100 Continue and is forwarded
   assert.is(ctx.up.seen[0]?.headers["expect"], undefined);
 });
 
+Limits("Expect: 100-continue on a request that is refused (a bad path) gets the refusal and no 100 Continue", async (ctx) => {
+  const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Expect: 100-continue", "Content-Length: 5"], "POST /b%2Fc HTTP/1.1"), { timeoutMs: 5000 });
+  assert.not.match(res.text, /100 Continue/, "the client was invited to send a body that is then refused");
+  assert.is(res.status, 400);
+  assert.is(ctx.up.seen.length, 0);
+});
+
 Limits("a body of exactly limits.maxBodyBytes is forwarded", async (ctx) => {
   const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Connection: close", `Content-Length: ${MAX_BODY_BYTES}`], "POST /x HTTP/1.1") + "b".repeat(MAX_BODY_BYTES));
   assert.is(res.status, 200);

@@ -158,7 +158,12 @@ export function compileGeneration(config: WeirConfig, file: string, id: number, 
     const poolOptions = { connectTimeoutMs: timeouts.connectMs, idleTimeoutMs: timeouts.idleMs, maxConnections: u.maxConnections ?? null };
     const targets = u.targets.map((t) => {
       const spec = typeof t === "string" ? { url: t, weight: 1 } : { url: t.url, weight: t.weight ?? 1 };
-      const target = registry.acquire(name, new URL(spec.url).origin, poolOptions);
+      const origin = new URL(spec.url).origin;
+      const known = registry.has(name, origin, poolOptions);
+      const target = registry.acquire(name, origin, poolOptions);
+      // A target seen for the first time starts healthy, unless the health check says it must
+      // first pass `healthyAfter` checks (a target already known keeps its verdict across reloads).
+      if (!known && u.healthCheck?.startHealthy === false) target.healthy = false;
       target.weight = spec.weight;
       allTargets.add(target);
       return target;

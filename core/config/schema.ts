@@ -21,7 +21,11 @@ export interface LimitsConfig {
   keepAliveTimeout?: Duration;
 }
 export type TargetConfig = string | { url: string; weight?: number };
-export interface HealthCheckConfig { path?: string; interval?: Duration; timeout?: Duration; healthyAfter?: number; unhealthyAfter?: number }
+export interface HealthCheckConfig {
+  path?: string; interval?: Duration; timeout?: Duration; healthyAfter?: number; unhealthyAfter?: number;
+  /** Whether a target new to Weir takes traffic before its first passing checks. Default true. */
+  startHealthy?: boolean;
+}
 export interface OutlierConfig { consecutiveFailures?: number; ejectFor?: Duration; maxEjectedPercent?: number }
 export interface RetriesConfig { attempts?: number; budgetPercent?: number }
 export interface TimeoutsConfig { connect?: Duration; response?: Duration; idle?: Duration }
@@ -120,7 +124,7 @@ export const configSchema = closed({
       targets: { type: "array", minItems: 1, items: { description: "a target URL, or {url, weight} with weight 1-1000", anyOf: [{ type: "string", minLength: 1 }, closed({ url: { type: "string", minLength: 1 }, weight: { type: "integer", minimum: 1, maximum: 1000 } }, ["url"])] } },
       balance: { enum: BALANCERS },
       hashOn: { type: "string", pattern: "^(header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|cookie:[^=;, ]+|ip|path)$" },
-      healthCheck: closed({ path: { type: "string", pattern: "^/" }, interval: positiveDuration, timeout: positiveDuration, healthyAfter: { type: "integer", minimum: 1 }, unhealthyAfter: { type: "integer", minimum: 1 } }),
+      healthCheck: closed({ path: { type: "string", pattern: "^/" }, interval: positiveDuration, timeout: positiveDuration, healthyAfter: { type: "integer", minimum: 1 }, unhealthyAfter: { type: "integer", minimum: 1 }, startHealthy: { type: "boolean" } }),
       outlier: closed({ consecutiveFailures: { type: "integer", minimum: 1 }, ejectFor: positiveDuration, maxEjectedPercent: { type: "integer", minimum: 0, maximum: 100 } }),
       retries: closed({ attempts: { type: "integer", minimum: 0, maximum: 10 }, budgetPercent: { type: "integer", minimum: 0, maximum: 100 } }),
       timeouts,

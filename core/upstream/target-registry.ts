@@ -13,6 +13,11 @@ export class TargetRegistry {
     return `${upstream} ${url} ${o.connectTimeoutMs}/${o.idleTimeoutMs}/${o.maxConnections ?? ""}`;
   }
 
+  /** Whether a target for this upstream, URL and pool options exists (a reload keeps it). */
+  has(upstream: string, url: string, options: PoolOptions): boolean {
+    return this.targets.has(TargetRegistry.key(upstream, url, options));
+  }
+
   /** The target for this upstream and URL, created if new. */
   acquire(upstream: string, url: string, options: PoolOptions): Target {
     const key = TargetRegistry.key(upstream, url, options);

@@ -103,4 +103,22 @@ Health("new targets start healthy and checks start at once", async () => {
   } finally { await weir.stop(); await ua.close(); }
 });
 
+Health("with startHealthy: false a new target takes no traffic until it has passed healthyAfter checks", async () => {
+  const ua = await startUpstream(backend({ health: 200 }));
+  const weir = await startLoggedWeir({
+    upstreams: { api: { targets: [ua.url], healthCheck: { path: "/health", interval: "100ms", timeout: "50ms", healthyAfter: 2, startHealthy: false } } },
+    routes: [{ match: { path: "/" }, upstream: "api" }],
+  });
+  try {
+    const first = await request(`${weir.url}/x`);
+    await first.body.text();
+    assert.is(first.statusCode, 503, "not yet checked: no healthy target");
+    assert.is(traffic(ua), 0);
+    await until(async () => (await targetsOf(weir.admin, "api"))[0]!.healthy, 2000, "healthy after its checks");
+    const later = await request(`${weir.url}/x`);
+    assert.is(await later.body.text(), "ok");
+    assert.is(traffic(ua), 1);
+  } finally { await weir.stop(); await ua.close(); }
+});
+
 Health.run();

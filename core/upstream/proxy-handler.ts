@@ -41,6 +41,8 @@ export class ProxyHandler {
   private resumeFn: (() => void) | null = null;
   private finished = false;
   private pendingAbort: Error | null = null;
+  /** Bytes of a Content-Length body still to come (-1: no Content-Length). */
+  private bodyLeft = -1;
   /** Set when a response hook replaced the upstream's answer with a local one. */
   private replaced = false;
   /** Set when this attempt's answer is dropped for a retry. */
@@ -99,6 +101,7 @@ export class ProxyHandler {
           continue;
         }
         if (lower === "x-request-id") continue;
+        if (lower === "content-length") this.bodyLeft = Number(value);
       }
       out.push(name, value);
     }
@@ -141,6 +144,12 @@ export class ProxyHandler {
   onData(chunk: Buffer): boolean {
     if (this.replaced) return true;
     if (this.retrying) return true;
+    if (this.bodyLeft > 0 && (this.bodyLeft -= chunk.length) === 0) {
+      // The chunk that completes a Content-Length body ends the response in the same call:
+      // one write and no second pass through ServerResponse.end (measured on the hot path).
+      this.res.end(chunk);
+      return true;
+    }
     if (this.res.write(chunk)) return true;
     this.res.once("drain", this.onDrain);
     return false;
@@ -150,7 +159,7 @@ export class ProxyHandler {
     if (this.replaced) return;
     this.finished = true;
     if (this.retrying) return this.handOver(this.status, null);
-    this.res.end();
+    if (!this.res.writableEnded) this.res.end();
     this.hooks.done(this.status, null);
   }
 

@@ -7,7 +7,8 @@
  * Environment: BENCH_SECONDS (5) per run, BENCH_ROUNDS (3), BENCH_ONLY=name,name,
  * BENCH_CONNECTIONS (50), BENCH_WARMUP seconds per proxy (1), BENCH_JSON=FILE (write the results),
  * BENCH_KEEP=1 (keep the temp dir with the generated configs), BENCH_WITHOUT=nginx,wrk (pretend
- * they are missing). See docs/benchmarks.md.
+ * they are missing), BENCH_PLUGIN_COSTS=0 / BENCH_REDIS=0 (skip the built-ins' sections after the
+ * proxy table). See docs/benchmarks.md.
  */
 import { cpus } from "node:os";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -25,6 +26,11 @@ import { runAutocannon } from "./lib/autocannon.js";
 import { runWrk, type LoadOptions, type LoadResult } from "./lib/wrk.js";
 import { scenarios, type BenchContext, type RunningProxy, type Scenario } from "./scenarios.js";
 import { baselines, targets } from "./targets.js";
+import { measurePluginCosts, pluginCostsTable } from "./plugin-costs.js";
+import { measureRedisLatency, redisLatencyReport, redisUnavailable } from "./redis-latency.js";
+
+/** Sections after the proxy table, selectable by name in BENCH_ONLY like the scenarios. */
+const SECTIONS = ["plugin-costs", "redis-latency"];
 
 const distBench = fileURLToPath(new URL(".", import.meta.url));
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -47,10 +53,10 @@ async function main(): Promise<number> {
   const tools = findTools(root, (process.env.BENCH_WITHOUT ?? "").split(",").map((s) => s.trim()).filter(Boolean));
 
   // Which scenarios.
-  const only = (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const only = (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter((s) => s && !SECTIONS.includes(s));
   const unknown = only.filter((n) => !scenarios.some((s) => s.name === n));
   if (unknown.length) {
-    say(`bench: unknown scenario ${unknown.map((u) => `"${u}"`).join(", ")}; known: ${scenarios.map((s) => s.name).join(", ")}`);
+    say(`bench: unknown scenario ${unknown.map((u) => `"${u}"`).join(", ")}; known: ${scenarios.map((s) => s.name).concat(SECTIONS).join(", ")}`);
     return 2;
   }
   const selected = only.length ? scenarios.filter((s) => only.includes(s.name)) : scenarios.filter((s) => s.default);
@@ -167,7 +173,44 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
+/**
+ * The built-ins' sections (issue 5), after the proxy table: each built-in's added CPU per request
+ * (bench/plugin-costs.ts) and rate-limit's added p99 with Redis (bench/redis-latency.ts). With
+ * BENCH_ONLY set they run only when named there; BENCH_PLUGIN_COSTS=0 / BENCH_REDIS=0 skip them.
+ */
+async function sections(): Promise<void> {
+  const only = (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const wanted = (name: string, env: string) => process.env[env] !== "0" && (only.length === 0 || only.includes(name));
+  const twoCores = cpus().length >= 2 && findTools(root, (process.env.BENCH_WITHOUT ?? "").split(",").map((s) => s.trim()).filter(Boolean)).taskset;
+  if (wanted("plugin-costs", "BENCH_PLUGIN_COSTS")) {
+    const n = Math.max(100, Math.round(envNumber("BENCH_PLUGIN_N", 3000))), r = Math.max(1, Math.round(envNumber("BENCH_PLUGIN_ROUNDS", 5)));
+    say();
+    say(`Built-in plugins: added cost per request (in the real sandbox through weir/sdk/testing, process CPU, median of ${r} rounds of ${n}):`);
+    const rows = await measurePluginCosts({ n, rounds: r, say });
+    say(pluginCostsTable(rows));
+  }
+  if (wanted("redis-latency", "BENCH_REDIS")) {
+    const url = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+    say();
+    const why = await redisUnavailable(url);
+    if (why) { say(`redis-latency: skipped, Redis does not answer at ${url} (${why}); start one, or set BENCH_REDIS=0`); return; }
+    const n = Math.max(100, Math.round(envNumber("BENCH_REDIS_REQUESTS", 2000))), r = Math.max(1, Math.round(envNumber("BENCH_REDIS_ROUNDS", 3)));
+    say(`rate-limit with Redis (${url}): sequential requests through two Weirs (CLI), ${r} interleaved round(s) of ${n}${twoCores ? ", Weirs pinned to CPU 1" : ""}:`);
+    const res = await measureRedisLatency({ redisUrl: url, requests: n, rounds: r, pin: twoCores ? [twoCores, "-c", "1"] : [], say });
+    say(redisLatencyReport(res));
+  }
+}
+
+async function all(): Promise<number> {
+  const only = (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  // BENCH_ONLY naming only sections: no proxy table (and no nginx or wrk needed).
+  const code = only.length > 0 && only.every((s) => SECTIONS.includes(s)) ? 0 : await main();
+  if (code === 2) return code; // an unknown name in BENCH_ONLY
+  await sections();
+  return code;
+}
+
+all().then(
   (code) => { process.exitCode = code; },
   (err) => { process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`); process.exitCode = 1; },
 );

@@ -11,6 +11,7 @@ import { newRequestId } from "../lifecycle/request-id.js";
 import type { Logger } from "../log/logger.js";
 import type { WeirRuntime } from "../server/runtime.js";
 import { VERSION } from "../server/runtime.js";
+import { analyticsHandler } from "./analytics-endpoint.js";
 
 type Handler = (rt: WeirRuntime) => Promise<[number, unknown]> | [number, unknown];
 
@@ -54,6 +55,8 @@ const routes: Record<string, Handler> = {
     return [200, out];
   },
   "GET /metrics": async (rt) => [200, new TextBody(await rt.metrics.text(), rt.metrics.registry.contentType)],
+  // The analytics built-in's totals: cluster-wide with store.redis (analytics-endpoint.ts).
+  "GET /analytics": analyticsHandler,
   "GET /plugins": (rt) => [200, rt.plugins.all().map((slot) => {
     const i = slot.current;
     return {

@@ -42,6 +42,8 @@ const DEGRADED_AFTER = 5;
 const MAX_ERRORS_KEPT = 10;
 const MAX_LOG_QUEUE = 10_000;
 const LOG_BATCH = 32;
+/** How long a retired instance may keep running the onLog calls queued before its retirement. */
+const LOG_DRAIN_MS = 5000;
 
 export class PluginInstance {
   private sandbox: SandboxIsolate | null;
@@ -59,6 +61,10 @@ export class PluginInstance {
   readonly hasLog: boolean;
   private logQueue: string[] = [];
   private logScheduled = false;
+  /** A batch of onLog calls is running in the isolate. */
+  private logRunning = false;
+  /** Retired with onLog calls still queued: disposed once they ran (see dispose). */
+  private disposeWhenDrained = false;
   /** onLog calls dropped because the queue was full (the plugin could not keep up). */
   logDropped = 0;
   /** Hook durations for the metrics; set by the runtime, carried over by PluginSlot.swap. */
@@ -87,41 +93,57 @@ export class PluginInstance {
   enqueueLog(packed: string): void {
     if (this.logQueue.length >= MAX_LOG_QUEUE) { this.logDropped++; return; }
     this.logQueue.push(packed);
-    if (!this.logScheduled) {
+    if (!this.logScheduled && !this.logRunning) {
       this.logScheduled = true;
       setImmediate(this.flushLogs);
     }
   }
 
+  /**
+   * Runs the next batch of queued onLog calls. One batch at a time, on the isolate's own thread
+   * (runBatchAsync): a slow onLog used to run here synchronously, on the event loop, so every
+   * request waited behind it and the queue never filled (it paced the proxy at the onLog's speed).
+   * Now requests go on while the isolate works; a plugin that cannot keep up fills its queue and
+   * what overflows is dropped and counted.
+   */
   private readonly flushLogs = (): void => {
     this.logScheduled = false;
-    const queue = this.logQueue;
-    this.logQueue = [];
+    if (this.logRunning) return;
+    if (this.logQueue.length === 0) {
+      if (this.disposeWhenDrained) this.dispose();
+      return;
+    }
+    if (this.retired && !this.sandbox) { this.logDropped += this.logQueue.length; this.logQueue = []; return; }
     // Up to LOG_BATCH queued calls cross into the isolate at once: the crossing is most of the
     // cost of a small onLog hook.
-    for (let i = 0; i < queue.length; i += LOG_BATCH) {
-      if (this.retired && !this.sandbox) break;
-      const batch = queue.slice(i, i + LOG_BATCH);
-      const results = batch.length === 1 ? [this.run("onLog", batch[0]!)] : this.runBatch("onLog", batch);
+    const batch = this.logQueue.splice(0, LOG_BATCH);
+    this.logRunning = true;
+    void this.runBatch("onLog", batch).then((results) => {
       for (const r of results) {
         if (r instanceof Promise) void r.then((v) => this.logResult(v));
         else this.logResult(r);
       }
-    }
+    }).finally(() => {
+      this.logRunning = false;
+      this.flushLogs();
+    });
   };
 
   /** Runs queued calls of one hook in one crossing, with the time limit of all of them. */
-  private runBatch(hook: string, packed: string[]): (string | Promise<string | PluginFailure> | PluginFailure)[] {
+  private async runBatch(hook: string, packed: string[]): Promise<(string | Promise<string | PluginFailure> | PluginFailure)[]> {
     const sandbox = this.sandbox;
     if (!sandbox || sandbox.disposed) return [this.fail(hook, "the plugin's isolate is being rebuilt after a failure")];
     this.calls += packed.length;
     const started = performance.now();
     let rs: string[];
     try {
-      // The batch's limit grows with its size, but never blocks the event loop much longer than
-      // one call would (a runaway onLog fails its whole batch).
-      rs = sandbox.runBatch(packed, Math.min(this.limits.timeoutMs * packed.length, Math.max(this.limits.timeoutMs, 200)));
+      // The batch's limit grows with its size, but stays near one call's: a synchronous hook of
+      // the same plugin waits for the isolate while a batch runs (a runaway onLog fails its whole
+      // batch).
+      rs = await sandbox.runBatchAsync(packed, Math.min(this.limits.timeoutMs * packed.length, Math.max(this.limits.timeoutMs, 200)));
     } catch (err) {
+      // Retired and disposed while the batch ran (a reload's drain was cut short): dropped, not failed.
+      if (this.retired && sandbox.disposed) { this.calls -= packed.length; this.logDropped += packed.length; return []; }
       this.timed(hook, started, undefined);
       return [this.fail(hook, describeSandboxError(err, this.limits))];
     }
@@ -283,8 +305,27 @@ export class PluginInstance {
     return this.sandbox?.heapUsed() ?? 0;
   }
 
+  /**
+   * Disposes the isolate. An instance retired by a reload (its requests drained) first runs the
+   * onLog calls those requests queued, so they are not lost with it (bounded: the drain is given
+   * LOG_DRAIN_MS, then what is left is dropped and counted). Shutdown (not retired) disposes at once.
+   */
   dispose(): void {
+    if (this.retired && this.sandbox && (this.logRunning || this.logQueue.length > 0)) {
+      if (!this.disposeWhenDrained) {
+        this.disposeWhenDrained = true;
+        setTimeout(() => this.disposeNow(), LOG_DRAIN_MS).unref();
+      }
+      return;
+    }
+    this.disposeNow();
+  }
+
+  private disposeNow(): void {
     this.retired = true;
+    this.disposeWhenDrained = false;
+    this.logDropped += this.logQueue.length;
+    this.logQueue = [];
     this.sandbox?.dispose();
     this.sandbox = null;
   }

@@ -84,6 +84,16 @@ export class SandboxIsolate {
     return r.split("\u0002");
   }
 
+  /**
+   * Same as runBatch, but the isolate runs the calls on its own thread and Node's event loop goes
+   * on meanwhile (isolated-vm `apply`): for log-phase work, which must never hold up requests.
+   */
+  async runBatchAsync(packed: string[], timeoutMs: number): Promise<string[]> {
+    const r: unknown = await this.batchRef.apply(undefined, [packed.join("\u0002")], { timeout: timeoutMs });
+    if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
+    return r.split("\u0002");
+  }
+
   /** Waits for an async hook's result. The caller owns the wall-clock watchdog. */
   settle(id: number): Promise<string> {
     return this.settleRef.apply(undefined, [id], { result: { promise: true, copy: true } }) as unknown as Promise<string>;

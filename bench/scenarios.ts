@@ -54,7 +54,7 @@ export function weirScenario(s: { name: string; label: string; description: stri
     unavailable: () => null,
     async start(ctx) {
       const dir = ctx.dir(s.name);
-      const config: WeirConfig = { listen: { port: 0, host: "127.0.0.1" }, admin: false, log: { level: "warn" }, ...s.build(ctx.upstreamUrl) };
+      const config: WeirConfig = { listen: { port: 0, host: "127.0.0.1" }, admin: false, log: { level: "warn", access: false }, ...s.build(ctx.upstreamUrl) };
       const file = join(dir, "weir.yaml");
       writeFileSync(file, stringify(config));
       const child = ctx.children.start(s.name, process.execPath, ["--no-node-snapshot", join(ctx.root, "bin", "weir.js"), "start", "-c", file], {

@@ -16,19 +16,10 @@
  * reads Redis `TIME`, so instances never race between a read and a write and never disagree about
  * the clock).
  */
+import type { RateLimitResult } from "../../sdk/index.js";
 
-export interface RateLimitDecision {
-  allowed: boolean;
-  limit: number;
-  /** Requests still allowed right now after this one. */
-  remaining: number;
-  /** Milliseconds until the quota is whole again (RateLimit-Reset). */
-  resetMs: number;
-  /** Milliseconds until a refused request may be retried (0 when allowed). */
-  retryAfterMs: number;
-  /** Set when the store failed: the decision is the onStoreError policy, not a count. */
-  storeError?: string;
-}
+/** What the limiter decided: the SDK's RateLimitResult, which is what the plugin receives. */
+export type RateLimitDecision = RateLimitResult;
 
 /** Floating-point slack: (W - T) / T must floor to limit - 1, not limit - 2. */
 const EPSILON = 1e-9;

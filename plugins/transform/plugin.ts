@@ -5,7 +5,7 @@
  * route entry. Only the hooks a config needs do anything: a config without `response` costs no
  * response-phase work beyond the call itself.
  */
-import { definePlugin, type Context } from "weir/sdk";
+import { definePlugin, type Context, type Headers } from "weir/sdk";
 import { compileTemplate, TEMPLATE_PATTERN, type Template } from "./template.js";
 
 interface Side { setHeaders?: Record<string, string>; removeHeaders?: string[] }
@@ -22,6 +22,15 @@ function compileSide(side: (Side & { rewritePath?: string }) | undefined): Compi
   const remove = side?.removeHeaders ?? [];
   const rewritePath = side?.rewritePath !== undefined ? compileTemplate(side.rewritePath) : null;
   return { set, remove, rewritePath, empty: set.length === 0 && remove.length === 0 && rewritePath === null };
+}
+
+/** Removes, then sets (templates filled in for this request; an empty value sets nothing). */
+function applySide(side: CompiledSide, h: Headers, ctx: Context<Config>): void {
+  for (const name of side.remove) h.delete(name);
+  for (const [name, t] of side.set) {
+    const v = t(ctx as Context<unknown>);
+    if (v !== "") h.set(name, v);
+  }
 }
 
 // Compiled on the first request of this isolate (one isolate per route entry, config fixed).
@@ -58,24 +67,11 @@ export default definePlugin<Config>({
     compiled(ctx);
     const c = req!;
     if (!c.empty) {
-      const h = ctx.request.headers;
-      for (const name of c.remove) h.delete(name);
-      for (const [name, t] of c.set) {
-        const v = t(ctx as Context<unknown>);
-        if (v !== "") h.set(name, v);
-      }
+      applySide(c, ctx.request.headers, ctx);
       if (c.rewritePath !== null) ctx.request.path = c.rewritePath(ctx as Context<unknown>);
     }
     // The response side is queued here too: ctx.response.headers in onRequest is applied to the
     // response when it comes, so the plugin needs no onResponse hook (one crossing fewer).
-    const r = res!;
-    if (!r.empty) {
-      const h = ctx.response.headers;
-      for (const name of r.remove) h.delete(name);
-      for (const [name, t] of r.set) {
-        const v = t(ctx as Context<unknown>);
-        if (v !== "") h.set(name, v);
-      }
-    }
+    if (!res!.empty) applySide(res!, ctx.response.headers, ctx);
   },
 });

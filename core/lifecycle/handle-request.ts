@@ -19,6 +19,8 @@ export interface LifecycleHost {
   requestStarted(gen: Generation): void;
   /** Once per request; `pr` is null for a request refused before routing, then `refused` says why. */
   requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: IncomingMessage; rejection: Rejection }): void;
+  /** A request node:http could not parse or waited too long for was answered (400/408/431). */
+  unparsedAnswered?(peer: string, status: number, requestId: string, message: string): void;
 }
 
 export function createRequestHandler(host: LifecycleHost, tls: boolean) {

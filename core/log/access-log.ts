@@ -66,6 +66,11 @@ export class AccessLog {
     });
   }
 
+  /** A request node:http could not parse, or that was too slow or too large to read (400/408/431). */
+  unparsed(peer: string, requestId: string, status: number, message: string): void {
+    this.logger.info({ requestId, method: null, path: null, status, route: null, clientIp: peer, error: message });
+  }
+
   flush(): void {
     try { this.logger.flush(); } catch { /* the destination may not be ready yet */ }
   }

@@ -9,7 +9,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import type { ListenConfig } from "../config/schema.js";
 import type { Limits } from "../config/generation.js";
-import { ErrorCodes } from "../errors.js";
+import { ErrorCodes, type ErrorCode } from "../errors.js";
+import { unmapIPv4 } from "../net/client-address.js";
 import { createRequestHandler, expectContinue, type LifecycleHost } from "../lifecycle/handle-request.js";
 import { replyErrorRaw } from "../lifecycle/local-reply.js";
 import { newRequestId } from "../lifecycle/request-id.js";
@@ -43,7 +44,10 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
   server.on("connect", (_req, socket: Duplex) => {
     replyErrorRaw(socket, 405, ErrorCodes.METHOD_NOT_ALLOWED, "CONNECT is not allowed", newRequestId());
   });
-  server.on("clientError", onClientError);
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const answered = onClientError(err, socket);
+    if (answered) host.unparsedAnswered?.(unmapIPv4((socket as { remoteAddress?: string }).remoteAddress ?? ""), answered.status, answered.requestId, answered.message);
+  });
   return server;
 }
 
@@ -56,20 +60,25 @@ export function applyLimits(server: Server, limits: Limits): void {
 }
 
 /** What node:http could not parse or waited too long for. */
-function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): { status: number; requestId: string; message: string } | null {
   const inFlight = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
-    return;
+    return null;
   }
-  const id = newRequestId();
+  const requestId = newRequestId();
+  let status: number, code: ErrorCode, message: string;
   switch (err.code) {
     case "HPE_HEADER_OVERFLOW":
-      return replyErrorRaw(socket, 431, ErrorCodes.HEADERS_TOO_LARGE, "the request headers are too large", id);
+      [status, code, message] = [431, ErrorCodes.HEADERS_TOO_LARGE, "the request headers are too large"];
+      break;
     case "ERR_HTTP_REQUEST_TIMEOUT":
     case "HPE_HEADERS_TIMEOUT":
-      return replyErrorRaw(socket, 408, ErrorCodes.REQUEST_TIMEOUT, "the request was not received in time", id);
+      [status, code, message] = [408, ErrorCodes.REQUEST_TIMEOUT, "the request was not received in time"];
+      break;
     default:
-      return replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, `malformed request (${err.code ?? "parse error"})`, id);
+      [status, code, message] = [400, ErrorCodes.BAD_REQUEST, `malformed request (${err.code ?? "parse error"})`];
   }
+  replyErrorRaw(socket, status, code, message, requestId);
+  return { status, requestId, message };
 }

@@ -233,6 +233,11 @@ export class WeirRuntime implements LifecycleHost {
     this.inflight++;
   }
 
+  unparsedAnswered(peer: string, status: number, requestId: string, message: string): void {
+    this.metrics.requests.count(NO_ROUTE, status);
+    this.access?.unparsed(peer, requestId, status, message);
+  }
+
   requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: IncomingMessage; rejection: Rejection }): void {
     if (pr !== null) {
       const now = performance.now();

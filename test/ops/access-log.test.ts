@@ -6,6 +6,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { startUpstream } from "../support/upstream.js";
+import { rawRequest } from "../support/raw-http.js";
 import { startWeir } from "../support/weir.js";
 import type { WeirConfig } from "../../core/config/schema.js";
 import { LineSink, OPS_PROBE, until } from "./support.js";
@@ -113,6 +114,23 @@ Trace("an absent or invalid traceparent is replaced by a new trace, a different 
     await weir.stop();
     await up.close();
   }
+});
+
+AccessLog("a request node:http cannot parse still gets a line, with the id of its 400 answer", async () => {
+  const up = await startUpstream();
+  const sink = new LineSink();
+  const weir = await startWeir(config(up.url), { accessLog: sink });
+  try {
+    const res = await rawRequest(weir.port, "GET /users HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n");
+    assert.is(res.status, 400);
+    await until(() => sink.lines.length >= 1, 3000, "an access line");
+    const [line] = sink.json();
+    assert.is(line!.status, 400);
+    assert.is(line!.route, null);
+    assert.is(line!.clientIp, "127.0.0.1");
+    assert.is(line!.requestId, res.headers["x-request-id"]);
+    assert.is(up.seen.length, 0);
+  } finally { await weir.stop(); await up.close(); }
 });
 
 AccessLog.run();

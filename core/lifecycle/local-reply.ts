@@ -45,6 +45,15 @@ export function replyErrorRaw(socket: Duplex, status: number, code: ErrorCode, m
   socket.once("finish", () => setTimeout(() => socket.destroy(), 1000).unref());
 }
 
+/** A plugin's answer (ctx.respond) on a socket without a ServerResponse (an upgrade), then close. */
+export function replyLocalRaw(socket: Duplex, status: number, headers: string[], body: string, requestId: string): void {
+  if (!socket.writable) { socket.destroy(); return; }
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  socket.end(head + `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n` + body);
+  socket.once("finish", () => setTimeout(() => socket.destroy(), 1000).unref());
+}
+
 /** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). */
 export function replyLocal(res: ServerResponse, status: number, headers: string[], body: string, requestId: string): void {
   if (res.headersSent || res.destroyed) { res.destroy(); return; }

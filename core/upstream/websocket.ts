@@ -9,8 +9,9 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { ErrorCodes } from "../errors.js";
-import type { LifecycleHost } from "../lifecycle/handle-request.js";
-import { replyErrorRaw } from "../lifecycle/local-reply.js";
+import { finishRequest, type LifecycleHost } from "../lifecycle/handle-request.js";
+import { replyErrorRaw, replyLocalRaw } from "../lifecycle/local-reply.js";
+import { jsonError, type LocalResponse } from "../plugin-host/plugin-chain.js";
 import { prepareRequest, ProxyRequest } from "../lifecycle/prepare-request.js";
 import { newRequestId } from "../lifecycle/request-id.js";
 import { faultOf } from "./fault-status.js";
@@ -36,56 +37,73 @@ export function createUpgradeHandler(host: LifecycleHost, tls: boolean) {
     const key = req.headers["sec-websocket-key"];
     if (req.method !== "GET" || typeof key !== "string" || key.length === 0) {
       replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, "a WebSocket upgrade must be a GET with Sec-WebSocket-Key", pr.requestId);
-      host.requestFinished(gen, pr, 400, null);
+      finishRequest(host, pr, 400, null);
       return;
     }
-    const target = pr.route.upstream.pick(pr);
-    if (target === null) {
-      replyErrorRaw(socket, 503, ErrorCodes.NO_HEALTHY_TARGET, `no healthy target in upstream "${pr.route.upstream.name}"`, pr.requestId);
-      host.requestFinished(gen, pr, 503, null);
-      return;
-    }
-    pr.target = target;
-    target.inflight++;
-    let finished = false;
-    const finish = (status: number, err: unknown) => {
-      if (finished) return;
-      finished = true;
-      target.inflight--;
-      host.requestFinished(gen, pr, status, err);
+    // The route's request hooks run for an upgrade as for any request: an auth plugin must be
+    // able to refuse it (or a protected route would be open to WebSocket clients).
+    const chain = pr.route.chain;
+    if (chain.empty) return connect(host, pr, socket, head, key);
+    chain.pin(pr);
+    const go = (local: LocalResponse | null) => {
+      if (local === null) return connect(host, pr, socket, head, key);
+      replyLocalRaw(socket, local.status, local.headers, local.body, pr.requestId);
+      finishRequest(host, pr, local.status, null);
     };
-    target.pool.upgrade({ path: pr.upstreamPath, method: "GET", headers: pr.upstreamHeaders(target), protocol: "websocket" }).then(
-      ({ headers, socket: upstream }) => {
-        const expected = createHash("sha1").update(key + GUID).digest("base64");
-        if (headers["sec-websocket-accept"] !== expected) {
-          upstream.destroy();
-          replyErrorRaw(socket, 502, ErrorCodes.UPSTREAM_BAD_RESPONSE, "the upstream answered the WebSocket upgrade with a wrong Sec-WebSocket-Accept", pr.requestId);
-          finish(502, null);
-          return;
-        }
-        if (socket.destroyed) { upstream.destroy(); finish(499, null); return; }
-        let lines = "HTTP/1.1 101 Switching Protocols\r\n";
-        for (const [name, value] of Object.entries(headers)) {
-          if (name === "x-request-id") continue;
-          for (const v of Array.isArray(value) ? value : [value]) lines += `${name}: ${v}\r\n`;
-        }
-        socket.write(lines + `x-request-id: ${pr.requestId}\r\n\r\n`);
-        if (head.length) upstream.write(head);
-        const close = () => { socket.destroy(); upstream.destroy(); finish(101, null); };
-        upstream.on("error", close).on("close", close);
-        socket.on("close", close);
-        socket.pipe(upstream);
-        upstream.pipe(socket);
-      },
-      (err: unknown) => {
-        // undici reports an upstream that answered without switching protocols (a 200, a 404) as a
-        // SocketError "bad upgrade" (api-upgrade.js onHeaders), which would read as a reset.
-        const fault = (err as Error | null)?.message === "bad upgrade"
-          ? { status: 502, code: ErrorCodes.UPSTREAM_BAD_RESPONSE, message: "the upstream answered the WebSocket upgrade without switching protocols" }
-          : faultOf(err);
-        replyErrorRaw(socket, fault.status, fault.code, fault.message, pr.requestId);
-        finish(fault.status, err);
-      },
-    );
+    const outcome = chain.runRequest(pr);
+    if (outcome instanceof Promise) outcome.then(go, (err: Error) => go(jsonError(500, ErrorCodes.PLUGIN_FAILED, `a plugin failed: ${err.message}`, pr.requestId)));
+    else go(outcome);
   };
+}
+
+/** Picks a target and performs the upgrade on it; pipes both sockets once it switched protocols. */
+function connect(host: LifecycleHost, pr: ProxyRequest, socket: Duplex, head: Buffer, key: string): void {
+  const target = pr.route.upstream.pick(pr);
+  if (target === null) {
+    replyErrorRaw(socket, 503, ErrorCodes.NO_HEALTHY_TARGET, `no healthy target in upstream "${pr.route.upstream.name}"`, pr.requestId);
+    finishRequest(host, pr, 503, null);
+    return;
+  }
+  pr.target = target;
+  target.inflight++;
+  let finished = false;
+  const finish = (status: number, err: unknown) => {
+    if (finished) return;
+    finished = true;
+    target.inflight--;
+    finishRequest(host, pr, status, err);
+  };
+  target.pool.upgrade({ path: pr.upstreamPath, method: "GET", headers: pr.upstreamHeaders(target), protocol: "websocket" }).then(
+    ({ headers, socket: upstream }) => {
+      const expected = createHash("sha1").update(key + GUID).digest("base64");
+      if (headers["sec-websocket-accept"] !== expected) {
+        upstream.destroy();
+        replyErrorRaw(socket, 502, ErrorCodes.UPSTREAM_BAD_RESPONSE, "the upstream answered the WebSocket upgrade with a wrong Sec-WebSocket-Accept", pr.requestId);
+        finish(502, null);
+        return;
+      }
+      if (socket.destroyed) { upstream.destroy(); finish(499, null); return; }
+      let lines = "HTTP/1.1 101 Switching Protocols\r\n";
+      for (const [name, value] of Object.entries(headers)) {
+        if (name === "x-request-id") continue;
+        for (const v of Array.isArray(value) ? value : [value]) lines += `${name}: ${v}\r\n`;
+      }
+      socket.write(lines + `x-request-id: ${pr.requestId}\r\n\r\n`);
+      if (head.length) upstream.write(head);
+      const close = () => { socket.destroy(); upstream.destroy(); finish(101, null); };
+      upstream.on("error", close).on("close", close);
+      socket.on("close", close);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+    },
+    (err: unknown) => {
+      // undici reports an upstream that answered without switching protocols (a 200, a 404) as a
+      // SocketError "bad upgrade" (api-upgrade.js onHeaders), which would read as a reset.
+      const fault = (err as Error | null)?.message === "bad upgrade"
+        ? { status: 502, code: ErrorCodes.UPSTREAM_BAD_RESPONSE, message: "the upstream answered the WebSocket upgrade without switching protocols" }
+        : faultOf(err);
+      replyErrorRaw(socket, fault.status, fault.code, fault.message, pr.requestId);
+      finish(fault.status, err);
+    },
+  );
 }

@@ -41,6 +41,7 @@ WebSockets.before(async (ctx) => {
   ctx.weir = await startWeir({
     routes: [
       { match: { path: "/ws" }, upstream: ctx.wsUrl, stripPrefix: true },
+      { match: { path: "/guarded" }, upstream: ctx.wsUrl, plugins: [{ use: "key-auth", config: { keys: { "ws-key": "wendy" } } }] },
       { match: { path: "/answers-200" }, upstream: ctx.answers200.url },
       { match: { path: "/wrong-accept" }, upstream: ctx.wrongAccept.url },
     ],
@@ -82,6 +83,19 @@ function refusedStatus(ws: WebSocket): Promise<{ status: number; headers: Incomi
     ws.once("error", (err) => reject(err));
   });
 }
+
+WebSockets("a route's request plugins run for an upgrade: no key is a 401 that never reaches the upstream", async (ctx) => {
+  const before = ctx.upgrades.length;
+  const refused = await refusedStatus(new WebSocket(`${wsBase(ctx.weir)}/guarded/chat`));
+  assert.is(refused.status, 401);
+  assert.is(ctx.upgrades.length, before, "the upstream saw no upgrade");
+  const ws = new WebSocket(`${wsBase(ctx.weir)}/guarded/chat`, { headers: { "x-api-key": "ws-key" } });
+  const first = nextMessages(ws, 1);
+  await once(ws, "open");
+  assert.equal(await first, ["hello /guarded/chat"]);
+  assert.is(ctx.upgrades.at(-1)!.headers["x-api-key"], undefined, "the key is not forwarded");
+  ws.close();
+});
 
 WebSockets("an upgrade goes through Weir and text flows both ways", async (ctx) => {
   const ws = new WebSocket(`${wsBase(ctx.weir)}/ws/chat?room=1`);

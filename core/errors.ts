@@ -25,6 +25,7 @@ export const ErrorCodes = {
   LISTEN_FAILED: "WEIR_ERR_LISTEN_FAILED",
   UNAUTHORIZED: "WEIR_ERR_UNAUTHORIZED",
   NOT_FOUND: "WEIR_ERR_NOT_FOUND",
+  STORE_UNAVAILABLE: "WEIR_ERR_STORE_UNAVAILABLE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

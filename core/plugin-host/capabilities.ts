@@ -4,6 +4,7 @@
  * the sandbox checks permissions too, but this is the check that counts.
  * Results cross back as JSON strings: `{ok: value}` or `{error: message}`.
  */
+import { ErrorCodes } from "../errors.js";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { jwtVerify, type JWTVerifyOptions } from "jose";
 import { request } from "undici";
@@ -29,10 +30,10 @@ export function createHostCall(pluginName: string, granted: Granted, store: () =
       const args = JSON.parse(argsJson) as unknown[];
       let ok: unknown;
       switch (name) {
-        case "store.get": need(granted.store, "store"); ok = await store().get(ns + str(args[0])); break;
-        case "store.set": need(granted.store, "store"); await store().set(ns + str(args[0]), str(args[1]), num(args[2])); ok = null; break;
-        case "store.incr": need(granted.store, "store"); ok = await store().incr(ns + str(args[0]), num(args[1]), num(args[2])); break;
-        case "store.delete": need(granted.store, "store"); await store().delete(ns + str(args[0])); ok = null; break;
+        case "store.get": need(granted.store, "store"); ok = await storeOp(() => store().get(ns + str(args[0]))); break;
+        case "store.set": need(granted.store, "store"); await storeOp(() => store().set(ns + str(args[0]), str(args[1]), num(args[2]))); ok = null; break;
+        case "store.incr": need(granted.store, "store"); ok = await storeOp(() => store().incr(ns + str(args[0]), num(args[1]), num(args[2]))); break;
+        case "store.delete": need(granted.store, "store"); await storeOp(() => store().delete(ns + str(args[0]))); ok = null; break;
         case "fetch": ok = await hostFetch(origins, str(args[0]), (args[1] ?? {}) as FetchInit); break;
         case "jwt.verify": need(granted.jwt, "jwt"); ok = await verifyJwt(str(args[0]), (args[1] ?? {}) as JwtOptions); break;
         case "rateLimit.async": {
@@ -99,6 +100,21 @@ function rateLimitArgs(args: unknown[]): { key: string; limit: number; windowMs:
   if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1) throw new Error("ctx.rateLimit: limit must be an integer >= 1");
   if (typeof windowMs !== "number" || !Number.isFinite(windowMs) || windowMs <= 0) throw new Error("ctx.rateLimit: windowMs must be a number > 0");
   return { key: str(args[0]), limit, windowMs, policy: args[3] === "closed" ? "closed" : "open" };
+}
+
+/**
+ * A store call whose failure reaches the plugin as WEIR_ERR_STORE_UNAVAILABLE with a message that
+ * says what happened, not ioredis' own wording ("Stream isn't writeable and enableOfflineQueue
+ * options is false").
+ */
+async function storeOp<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    const e = new Error(`ctx.store: the store is unavailable (${String((err as Error)?.message ?? err)}); the call failed fast, handle it or let the plugin fail`) as Error & { code: string };
+    e.code = ErrorCodes.STORE_UNAVAILABLE;
+    throw e;
+  }
 }
 
 function need(flag: boolean | undefined, what: string): void {

@@ -125,6 +125,7 @@ Down("a store call fails fast with an error the plugin catches, and the request 
     assert.is(r.status, 200);
     assert.is(r.count, undefined);
     assert.ok(r.error && r.error.length > 0, "the plugin caught an error");
+    assert.match(r.error!, /^ctx\.store: the store is unavailable/, "an error that says what happened");
     assert.ok(r.ms < 200, `a request took ${Math.round(r.ms)} ms with Redis down`);
   }
   assert.is(up.seen.length, before + 10, "every request reached the upstream");

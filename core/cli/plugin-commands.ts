@@ -3,8 +3,8 @@
  *   new NAME · build [DIR] · test [DIR] · pack SRC.ts --out FILE --publisher NAME · keygen --out DIR
  *   sign FILE --key publisher.key · verify FILE --key publisher.pub · install FILE|URL --dir DIR
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { PackageError, parsePackage, readPackage, serializePackage, sha256 } from "../marketplace/package-format.js";
 import { generatePublisherKeys, signPackage, verifySignature } from "../marketplace/signing.js";
@@ -188,9 +188,3 @@ async function fromIndex(indexUrl: string, spec: string, dir: string): Promise<{
   }
   return { text, source: `${indexUrl} (${best.name}@${best.version})` };
 }
-
-export function listInstalled(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".weirpkg")).map((f) => basename(f)) : [];
-}
-
-

@@ -9,6 +9,7 @@ import { ErrorCodes, type ErrorCode } from "../errors.js";
 import type { CompiledRoute, Generation } from "../config/generation.js";
 import { unmapIPv4 } from "../net/client-address.js";
 import { normalizePath, PathRejection } from "../router/normalize-path.js";
+import { originalPrefixLength, withoutPathParameters } from "../router/path-parameters.js";
 import type { Params } from "../router/path-pattern.js";
 import type { PickContext } from "../upstream/balancers/balancer.js";
 import type { Target } from "../upstream/target.js";
@@ -195,7 +196,8 @@ export function prepareRequest(gen: Generation, req: IncomingMessage, tls: boole
   const hostHeader = inbound.host ?? "";
   const colon = hostHeader.lastIndexOf(":");
   const host = (colon > 0 && hostHeader.indexOf("]", colon) < 0 ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
-  const match = gen.router.find(method, host, path, (name) => {
+  const routed = path.indexOf(";") < 0 ? path : withoutPathParameters(path);
+  const match = gen.router.find(method, host, routed, (name) => {
     const v = req.headers[name];
     return Array.isArray(v) ? v.join(", ") : v;
   });
@@ -206,7 +208,10 @@ export function prepareRequest(gen: Generation, req: IncomingMessage, tls: boole
     return reject(413, ErrorCodes.BODY_TOO_LARGE, `the request body is larger than ${gen.limits.maxBodyBytes} bytes`, requestId, true);
 
   let upstreamPath = path;
-  if (route.stripPrefix && match.matchedLength > 0) upstreamPath = path.slice(match.matchedLength) || "/";
+  if (route.stripPrefix && match.matchedLength > 0) {
+    const cut = routed === path ? match.matchedLength : originalPrefixLength(path, routed, match.matchedLength);
+    upstreamPath = path.slice(cut) || "/";
+  }
   if (upstreamPath.charCodeAt(0) !== 47) upstreamPath = "/" + upstreamPath;
 
   return new ProxyRequest(gen, req, requestId, route, match.params, path, upstreamPath, query, inbound,

@@ -272,6 +272,11 @@ export async function runPrimary(file: string, count: number, out: NodeJS.Writab
     throw e;
   }
   const log = createLogger(config.log?.level ?? process.env.WEIR_LOG_LEVEL ?? "info").child({ primary: true });
+  // Without a shared store each worker keeps its own counters: say so once, where operators look.
+  const uses = (name: string) => [...(config.plugins ?? []), ...(config.routes ?? []).flatMap((r) => r.plugins ?? [])].some((p) => p.use === name);
+  if (!config.store?.redis && uses("rate-limit"))
+    err.write(`weir: workers: ${count} without store.redis: each worker counts rate limits on its own (up to ${count}x a limit is admitted); set store.redis to share them
+`);
   const primary = new Primary(configFile, config, count, log);
   let stopping = false;
   let resolveExit: (code: number) => void = () => undefined;

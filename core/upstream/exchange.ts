@@ -128,7 +128,7 @@ class Exchange implements ProxyHandlerHooks {
     if (this.attemptsLeft <= 0 || this.res.destroyed) return false;
     const req = this.pr.req;
     const bodyTouched = this.hasBody && (req.readableDidRead || req.destroyed);
-    if (!retryEligible(req.method!, this.hasBody, bodyTouched, status, error)) return false;
+    if (!retryEligible(req.method!, this.hasBody, bodyTouched, status, error, this.pr.route.upstream.retries.connectionErrorsOnly)) return false;
     const up = this.pr.route.upstream;
     // Another target if there is one; the same one when it is the only one left.
     const next = up.pick(this.pr, this.target) ?? up.pick(this.pr);

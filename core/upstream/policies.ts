@@ -9,7 +9,7 @@ import type { Logger } from "../log/logger.js";
 import { CircuitBreaker } from "./circuit-breaker.js";
 import { HEALTH_CHECK_DEFAULTS, type HealthCheckOptions } from "./health/active.js";
 import { OUTLIER_DEFAULTS, OutlierDetector } from "./outlier.js";
-import { NO_RETRIES, RETRY_DEFAULTS } from "./retry.js";
+import { DEFAULT_RETRIES, RETRY_DEFAULTS } from "./retry.js";
 import type { Target } from "./target.js";
 import type { UpstreamPolicies, UpstreamTimeouts } from "./upstream.js";
 
@@ -50,7 +50,7 @@ export function compileUpstreamPolicies(u: UpstreamConfig, targets: readonly Tar
       : null,
     retries: u.retries
       ? { attempts: u.retries.attempts ?? RETRY_DEFAULTS.attempts, budgetPercent: u.retries.budgetPercent ?? RETRY_DEFAULTS.budgetPercent }
-      : NO_RETRIES,
+      : DEFAULT_RETRIES,
     // Waiting requests give up after the connect timeout: waiting for a connection is connecting.
     breaker: u.maxConnections !== undefined
       ? new CircuitBreaker(u.maxConnections, u.maxPending ?? u.maxConnections, timeouts.connectMs)

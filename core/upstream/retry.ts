@@ -21,10 +21,19 @@ export interface RetryPolicy {
   /** Extra attempts after the first; 0 turns retries off. */
   attempts: number;
   budgetPercent: number;
+  /** Only connection failures (refused, reset): no retry on a timeout or a 5xx answer. */
+  connectionErrorsOnly?: boolean;
 }
 
-/** Without `retries` in the config: no retries (a retried timeout doubles the wait). */
 export const NO_RETRIES: RetryPolicy = { attempts: 0, budgetPercent: 20 };
+/**
+ * Without `retries` in the config, one retry on a connection failure only, as nginx's default
+ * `proxy_next_upstream error`: a refused connection, or an idempotent request whose kept-alive
+ * socket the upstream had just closed (the keep-alive race), goes to another target instead of
+ * becoming a 502. Timeouts and 5xx answers are not retried (a retried timeout doubles the wait);
+ * `retries: { attempts: 0 }` turns even this off.
+ */
+export const DEFAULT_RETRIES: RetryPolicy = { attempts: 1, budgetPercent: 20, connectionErrorsOnly: true };
 export const RETRY_DEFAULTS = { attempts: 2, budgetPercent: 20 } as const;
 export const MIN_CONCURRENT_RETRIES = 3;
 export const RETRY_STATUSES: ReadonlySet<number> = new Set([500, 502, 503, 504]);
@@ -34,11 +43,16 @@ const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
  * Whether an attempt that ended with `status` (an upstream answer) or `error` (no usable answer)
  * may be sent again. `bodyTouched`: the request body was (partly) read, so it cannot be re-sent.
  */
-export function retryEligible(method: string, hasBody: boolean, bodyTouched: boolean, status: number, error: unknown): boolean {
+export function retryEligible(method: string, hasBody: boolean, bodyTouched: boolean, status: number, error: unknown, connectionErrorsOnly = false): boolean {
   if (error != null && isConnectFailure(error)) return !hasBody || !bodyTouched;
   if (hasBody || !IDEMPOTENT.has(method)) return false;
-  if (error != null) return isRetriableError(error);
-  return RETRY_STATUSES.has(status);
+  if (error != null) return connectionErrorsOnly ? isConnectionReset(error) : isRetriableError(error);
+  return !connectionErrorsOnly && RETRY_STATUSES.has(status);
+}
+
+function isConnectionReset(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "UND_ERR_SOCKET" || code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_CLOSED";
 }
 
 function isRetriableError(error: unknown): boolean {

@@ -3,7 +3,7 @@ import type { Balancer, PickContext } from "./balancers/balancer.js";
 import type { CircuitBreaker } from "./circuit-breaker.js";
 import type { HealthCheckOptions } from "./health/active.js";
 import type { OutlierDetector } from "./outlier.js";
-import { NO_RETRIES, RetryBudget, type RetryPolicy } from "./retry.js";
+import { DEFAULT_RETRIES, RetryBudget, type RetryPolicy } from "./retry.js";
 import type { Target } from "./target.js";
 
 /** The resilience settings of an upstream, compiled from its config (docs/load-balancing.md). */
@@ -32,7 +32,7 @@ export class Upstream {
     readonly timeouts: UpstreamTimeouts,
     policies: UpstreamPolicies = {},
   ) {
-    this.retries = policies.retries ?? NO_RETRIES;
+    this.retries = policies.retries ?? DEFAULT_RETRIES;
     this.budget = new RetryBudget(this.retries.budgetPercent);
     this.breaker = policies.breaker ?? null;
     this.outlier = policies.outlier ?? null;

@@ -32,12 +32,35 @@ Retries("an always-500 upstream sees exactly 1 + attempts GETs and exactly 1 POS
   } finally { await weir.stop(); await up.close(); }
 });
 
-Retries("without a retries key nothing is retried", async () => {
+Retries("without a retries key a 500 is not retried", async () => {
   const up = await startUpstream(always500);
   const weir = await startWeir({ upstreams: { api: { targets: [up.url] } }, routes: route });
   try {
     await load(`${weir.url}/x`, 1);
     assert.is(up.seen.length, 1);
+  } finally { await weir.stop(); await up.close(); }
+});
+
+Retries("without a retries key a refused connection is retried once on another target (nginx's proxy_next_upstream error)", async () => {
+  const up = await startUpstream(ok);
+  const dead = `http://127.0.0.1:${await closedPort()}`;
+  const weir = await startWeir({ upstreams: { api: { targets: [dead, up.url], balance: "round-robin" } }, routes: route });
+  try {
+    const answers = await load(`${weir.url}/x`, 6);
+    assert.equal(answers.map((a) => a.status), Array(6).fill(200));
+    const post = await request(`${weir.url}/x`, { method: "POST", body: "payload" });
+    assert.is(await post.body.text(), "ok");
+    assert.is(up.seen.at(-1)!.body.toString(), "payload", "nothing was sent to the dead target, so the POST could go on");
+  } finally { await weir.stop(); await up.close(); }
+});
+
+Retries("retries: { attempts: 0 } turns even connection-failure retries off", async () => {
+  const up = await startUpstream(ok);
+  const dead = `http://127.0.0.1:${await closedPort()}`;
+  const weir = await startWeir({ upstreams: { api: { targets: [dead, up.url], balance: "round-robin", retries: { attempts: 0 } } }, routes: route });
+  try {
+    const answers = await load(`${weir.url}/x`, 4);
+    assert.ok(answers.some((a) => a.status === 502), `the dead target answers 502: ${answers.map((a) => a.status)}`);
   } finally { await weir.stop(); await up.close(); }
 });
 
@@ -89,7 +112,7 @@ Retries("a GET reset on a reused keep-alive socket (backend closed it first) is 
     socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     socket.once("data", () => socket.destroy());
   });
-  const without = await startWeir({ upstreams: { api: { targets: [up.url] } }, routes: route });
+  const without = await startWeir({ upstreams: { api: { targets: [up.url], retries: { attempts: 0 } } }, routes: route });
   const withRetries = await startWeir({ upstreams: { api: { targets: [up.url], retries: { attempts: 2 } } }, routes: route });
   try {
     const plain = await load(`${without.url}/x`, 4);

@@ -29,11 +29,17 @@ export async function verifySignature(pkg: PluginPackage, publicPem: string): Pr
   let key;
   try { key = await importSPKI(publicPem.trim(), "EdDSA"); } catch (err) { throw new PackageError("bad-signature", `the public key is not an Ed25519 SPKI PEM: ${(err as Error).message}`); }
   let payload: Uint8Array;
+  let typ: string | undefined;
   try {
-    ({ payload } = await compactVerify(pkg.signature, key, { algorithms: ["EdDSA"] }));
+    let protectedHeader;
+    ({ payload, protectedHeader } = await compactVerify(pkg.signature, key, { algorithms: ["EdDSA"] }));
+    typ = protectedHeader.typ;
   } catch {
     throw new PackageError("bad-signature", "the signature does not verify with this publisher's key (wrong key, or the package was altered)");
   }
+  // A signature made for something else by the same key (another JWS of the publisher's) is not
+  // a package signature, even if its payload happened to match.
+  if (typ !== "weirpkg+jws") throw new PackageError("bad-signature", `the signature is not a package signature (typ ${JSON.stringify(typ ?? null)}, expected "weirpkg+jws")`);
   if (new TextDecoder().decode(payload) !== canonicalManifest(pkg.manifest))
     throw new PackageError("manifest-mismatch", "the manifest differs from the one that was signed (the package was altered)");
 }

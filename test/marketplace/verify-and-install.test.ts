@@ -10,7 +10,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { join } from "node:path";
-import { sha256 } from "../../core/marketplace/package-format.js";
+import { CompactSign, importPKCS8 } from "jose";
+import { canonicalManifest, sha256 } from "../../core/marketplace/package-format.js";
 import { tempDir } from "../support/weir.js";
 import { cli, makePackage, publisher, tamperOneByte, type Publisher } from "./support.js";
 
@@ -64,6 +65,17 @@ Verify("a signature by another key: exit 1, bad-signature", async () => {
   assert.is(r.code, 1);
   assert.is(r.stderr, "weir plugin verify: refused (bad-signature): the signature does not verify with this publisher's key (wrong key, or the package was altered)\n");
 });
+Verify("a JWS by the right key that is not a package signature (another typ): exit 1, bad-signature", async () => {
+  const pkg = JSON.parse(readFileSync(pkgs.good!, "utf8"));
+  const key = await importPKCS8(acme.privatePem.trim(), "EdDSA");
+  pkg.signature = await new CompactSign(new TextEncoder().encode(canonicalManifest(pkg.manifest))).setProtectedHeader({ alg: "EdDSA", typ: "JWT" }).sign(key);
+  const file = join(dir, "other-typ.weirpkg");
+  writeFileSync(file, JSON.stringify(pkg));
+  const r = await cli(["plugin", "verify", file, "--key", acme.pubFile]);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /refused \(bad-signature\): the signature is not a package signature \(typ "JWT", expected "weirpkg\+jws"\)/);
+});
+
 Verify("one byte of the bundle changed: exit 1, digest-mismatch", async () => {
   const r = await cli(["plugin", "verify", pkgs.tampered!, "--key", acme.pubFile]);
   assert.is(r.code, 1);

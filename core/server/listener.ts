@@ -40,7 +40,7 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
     expectContinue(req);
     handleRequest(req, res);
   });
-  server.on("upgrade", createUpgradeHandler(host, tls));
+  server.on("upgrade", createUpgradeHandler(host, tls, handleRequest));
   server.on("connect", (_req, socket: Duplex) => {
     replyErrorRaw(socket, 405, ErrorCodes.METHOD_NOT_ALLOWED, "CONNECT is not allowed", newRequestId());
   });

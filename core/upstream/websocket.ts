@@ -6,7 +6,8 @@
  * Other upgrades (h2c, which can smuggle requests past a proxy's rules) are refused.
  */
 import { createHash } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ErrorCodes } from "../errors.js";
 import { finishRequest, type LifecycleHost } from "../lifecycle/handle-request.js";
@@ -18,14 +19,11 @@ import { faultOf } from "./fault-status.js";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-export function createUpgradeHandler(host: LifecycleHost, tls: boolean) {
+export function createUpgradeHandler(host: LifecycleHost, tls: boolean, handleRequest: (req: IncomingMessage, res: ServerResponse) => void) {
   return function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
     const protocol = String(req.headers.upgrade ?? "").toLowerCase();
-    if (protocol !== "websocket") {
-      replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, `upgrading to "${protocol}" is not supported; only WebSocket upgrades are proxied`, newRequestId());
-      return;
-    }
+    if (protocol !== "websocket") return answerWithoutUpgrade(req, socket, handleRequest);
     const gen = host.generation;
     host.requestStarted(gen);
     const pr = prepareRequest(gen, req, tls);
@@ -54,6 +52,27 @@ export function createUpgradeHandler(host: LifecycleHost, tls: boolean) {
     if (outcome instanceof Promise) outcome.then(go, (err: Error) => go(jsonError(500, ErrorCodes.PLUGIN_FAILED, `a plugin failed: ${err.message}`, pr.requestId)));
     else go(outcome);
   };
+}
+
+/**
+ * Any other upgrade (h2c from `curl --http2`, which could smuggle requests past a proxy's rules if
+ * passed on) is not performed: as nginx and Envoy do, the request is answered over HTTP/1.1 (the
+ * Upgrade header is hop-by-hop and never forwarded), and the connection closes after the answer
+ * since node:http has handed the socket over. A request with a body is refused instead: its bytes
+ * are already in flight on a socket that no longer has a parser.
+ */
+function answerWithoutUpgrade(req: IncomingMessage, socket: Duplex, handleRequest: (req: IncomingMessage, res: ServerResponse) => void): void {
+  const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+  if (hasBody) {
+    replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, `upgrading to "${String(req.headers.upgrade)}" is not supported, and a request with a body cannot be answered without it; send it without Upgrade`, newRequestId());
+    return;
+  }
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  res.once("finish", () => { res.detachSocket(socket as Socket); socket.end(); });
+  res.once("close", () => { if (!socket.destroyed) socket.destroy(); });
+  handleRequest(req, res);
 }
 
 /** Picks a target and performs the upgrade on it; pipes both sockets once it switched protocols. */

@@ -123,8 +123,20 @@ Framing("CONNECT is 405", async (ctx) => {
   assertRefused(ctx, res, 405, "WEIR_ERR_METHOD_NOT_ALLOWED");
 });
 
-Framing("an Upgrade to h2c is refused", async (ctx) => {
-  const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"]));
+Framing("an Upgrade to h2c is not performed: the request is answered over HTTP/1.1 and the upgrade never forwarded", async (ctx) => {
+  const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"]), { untilClose: true });
+  assert.is(res.status, 200);
+  assert.not.match(res.text, /101 Switching/);
+  assert.is(res.headers["connection"], "close");
+  assert.is(res.closed, true);
+  assert.is(ctx.up.seen.length, 1);
+  const seen = ctx.up.seen[0]!.headers;
+  assert.is(seen["upgrade"], undefined);
+  assert.is(seen["http2-settings"], undefined);
+});
+
+Framing("an Upgrade to h2c with a request body is refused (the socket has no parser left for it)", async (ctx) => {
+  const res = await rawRequest(ctx.weir.port, head(ctx.weir.port, ["Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA", "Content-Length: 3"], "POST /x HTTP/1.1") + "abc");
   assertRefused(ctx, res, 400, "WEIR_ERR_BAD_REQUEST");
   assert.not.match(res.text, /101 Switching/);
 });

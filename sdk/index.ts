@@ -165,9 +165,10 @@ export interface RateLimitOptions {
 export type RateLimit = (key: string, options: RateLimitOptions) => RateLimitResult | Promise<RateLimitResult>;
 
 /**
- * Counters and histograms exported on the admin `/metrics` as `weir_<plugin>_<name>`. Synchronous
- * (a few µs); no permission needed, but at most 5,000 label combinations per plugin (more are
- * dropped and counted). Best called from `onLog`, off the request path.
+ * Counters and histograms exported on the admin `/metrics` as `weir_<plugin>_<name>`. Updates made
+ * while a hook runs synchronously travel back with its result (no extra crossing); no permission
+ * needed, but at most 5,000 label combinations per plugin (more are dropped and counted). Best
+ * called from `onLog`, off the request path.
  * @example ctx.metrics.observe("request_duration_seconds", ctx.timing.total / 1000, { route: ctx.route.name });
  */
 export interface Metrics {
@@ -187,7 +188,10 @@ export interface Log {
 /** The per-request context every hook receives. */
 export interface Context<Config = Record<string, unknown>> {
   readonly request: Request;
-  /** In `onResponse` and `onLog`. */
+  /**
+   * The response: in `onResponse` and `onLog`. In `onRequest`, its headers collect changes to apply
+   * to the response when it comes (see Response.headers).
+   */
   readonly response: Response;
   /**
    * Answers the request here instead of (or, in onResponse, in place of) the upstream's answer.

@@ -2,8 +2,9 @@
  * `workers: N`: the primary process forks N workers (node:cluster) that share the listeners, and
  * does what must happen once per instance: the admin API, the config watcher, restarting a worker
  * that dies (with backoff), fanning reloads out to every worker, merging their metrics, and
- * draining them all on SIGTERM/SIGINT. It serves no proxied request itself, so a worker taken
- * down by a plugin (a memory bomb, a crash) never takes the listening socket with it.
+ * draining them all on SIGTERM/SIGINT, and holding the store the workers share when there is no
+ * `store.redis` (store-host.ts). It serves no proxied request itself, so a worker taken down by a
+ * plugin (a memory bomb, a crash) never takes the listening socket with it.
  */
 import cluster, { type Worker } from "node:cluster";
 import { resolve } from "node:path";
@@ -18,7 +19,8 @@ import type { WeirConfig } from "../config/schema.js";
 import { ConfigError, formatProblem } from "../errors.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { VERSION } from "../server/runtime.js";
-import { isFromWorker, type FromWorker, type ToWorker } from "./messages.js";
+import { isFromWorker, type FromWorker, type StoreReply, type ToWorker } from "./messages.js";
+import { StoreHost } from "./store-host.js";
 
 /** Restart delays: 100 ms, doubling up to 10 s; a worker that lived 10 s resets its slot's delay. */
 const BACKOFF_START_MS = 100;
@@ -36,7 +38,7 @@ interface Slot {
   timer: NodeJS.Timeout | null;
 }
 
-type Request = ToWorker extends infer T ? (T extends unknown ? Omit<T, "id"> : never) : never;
+type Request = Exclude<ToWorker, StoreReply> extends infer T ? (T extends unknown ? Omit<T, "id"> : never) : never;
 type Pending = { resolve: (m: FromWorker | null) => void; timer: NodeJS.Timeout; worker: Worker };
 
 export class Primary {
@@ -54,6 +56,8 @@ export class Primary {
   private readyWaiters: (() => void)[] = [];
   private firstListen: string[] = [];
   private startupFailure: string | null = null;
+  /** Rate limits and ctx.store of every worker without store.redis (ipc-store.ts). */
+  private readonly store = new StoreHost();
 
   constructor(readonly configFile: string, private config: WeirConfig, count: number, readonly log: Logger) {
     this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: null, ready: false, startedAt: 0, restarts: 0, failuresInRow: 0, timer: null }));
@@ -127,6 +131,11 @@ export class Primary {
 
   private onMessage(worker: Worker, m: unknown): void {
     if (!isFromWorker(m)) return;
+    if (m.weir === "store") {
+      // A worker gone before its answer: it has nobody left to tell.
+      this.store.answer(m, (r) => { try { if (worker.isConnected()) worker.send(r); } catch { /* see above */ } });
+      return;
+    }
     if (m.weir === "ready") {
       const slot = this.slots.find((s) => s.worker === worker);
       if (!slot) return;
@@ -250,6 +259,7 @@ export class Primary {
     await exited;
     clearTimeout(timer);
     await this.admin?.close();
+    await this.store.close();
   }
 
   private stoppedWaiter: (() => void) | null = null;
@@ -272,11 +282,6 @@ export async function runPrimary(file: string, count: number, out: NodeJS.Writab
     throw e;
   }
   const log = createLogger(config.log?.level ?? process.env.WEIR_LOG_LEVEL ?? "info").child({ primary: true });
-  // Without a shared store each worker keeps its own counters: say so once, where operators look.
-  const uses = (name: string) => [...(config.plugins ?? []), ...(config.routes ?? []).flatMap((r) => r.plugins ?? [])].some((p) => p.use === name);
-  if (!config.store?.redis && uses("rate-limit"))
-    err.write(`weir: workers: ${count} without store.redis: each worker counts rate limits on its own (up to ${count}x a limit is admitted); set store.redis to share them
-`);
   const primary = new Primary(configFile, config, count, log);
   let stopping = false;
   let resolveExit: (code: number) => void = () => undefined;

@@ -2,7 +2,8 @@
  * A worker process of `workers: N` (see primary.ts). It runs a whole Weir runtime on the shared
  * listeners (node:cluster hands it connections), without an admin server or a config watcher:
  * the primary has those, and asks the worker over IPC to reload, for its metrics, and for the
- * admin answers that only a runtime knows (/routes, /upstreams, /plugins, /status).
+ * admin answers that only a runtime knows (/routes, /upstreams, /plugins, /status). Without
+ * `store.redis` its store is the primary's (ipc-store.ts), so every worker counts the same limits.
  */
 import { ConfigError, formatProblem, WeirError } from "../errors.js";
 import { createLogger } from "../log/logger.js";
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   const log = createLogger().child({ worker: index });
   let rt: WeirRuntime;
   try {
-    rt = await WeirRuntime.start({ configFile, logger: log, admin: false, watchConfig: false });
+    rt = await WeirRuntime.start({ configFile, logger: log, admin: false, watchConfig: false, clusterWorker: true });
   } catch (e) {
     if (e instanceof ConfigError) for (const p of e.problems) process.stderr.write(formatProblem(p) + "\n");
     else if (e instanceof WeirError) process.stderr.write(`weir: ${e.message} [${e.code}]\n`);

@@ -12,6 +12,7 @@ import { PluginHost } from "../plugin-host/plugin-host.js";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { MemoryStore } from "../store/memory-store.js";
 import { RedisStore } from "../store/redis-store.js";
+import { IpcStore } from "../cluster/ipc-store.js";
 import type { Generation } from "../config/generation.js";
 import { loadConfigFile } from "../config/loader.js";
 import type { ListenConfig, WeirConfig } from "../config/schema.js";
@@ -42,6 +43,11 @@ export interface StartOptions {
   admin?: boolean;
   /** Where access log lines go (default stdout). */
   accessLog?: DestinationStream;
+  /**
+   * Running as a worker of `workers: N` (core/cluster/worker-main.ts): without `store.redis`, the
+   * store is the primary's (IpcStore), shared by every worker, instead of this process's own.
+   */
+  clusterWorker?: boolean;
 }
 
 export const VERSION = "0.1.0";
@@ -60,8 +66,9 @@ export class WeirRuntime implements LifecycleHost {
   private admin: AdminServer | null = null;
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
-  store: KeyValueStore = new MemoryStore();
+  store: KeyValueStore;
   private storeUrl: string | undefined;
+  private readonly clusterWorker: boolean;
   readonly plugins: PluginHost;
   /** Active health checkers, one per target of a live generation (they survive reloads). */
   readonly health: HealthCheckers;
@@ -81,6 +88,8 @@ export class WeirRuntime implements LifecycleHost {
     this.log = options.logger ?? createLogger();
     this.logGiven = options.logger !== undefined;
     this.accessDestination = options.accessLog;
+    this.clusterWorker = options.clusterWorker === true;
+    this.store = this.localStore();
     this.health = new HealthCheckers(this.log);
     this.metrics = new WeirMetrics(this);
     this.plugins = new PluginHost(this.log, () => this.store, { watch: options.watchPlugins ?? true });
@@ -200,7 +209,16 @@ export class WeirRuntime implements LifecycleHost {
     return gen;
   }
 
-  /** The store behind ctx.store and rate limits: Redis when configured, else in-process. */
+  /**
+   * The store behind ctx.store and rate limits without `store.redis`: in-process (rate limits
+   * answered synchronously), or the primary's when this is a cluster worker, so that N workers
+   * admit one limit, not N.
+   */
+  private localStore(): KeyValueStore {
+    return this.clusterWorker ? new IpcStore() : new MemoryStore();
+  }
+
+  /** The store behind ctx.store and rate limits: Redis when configured, else localStore(). */
   private ensureStore(config: WeirConfig): void {
     const url = config.store?.redis;
     if (url && (this.store.kind !== "redis" || this.storeUrl !== url)) {
@@ -208,9 +226,9 @@ export class WeirRuntime implements LifecycleHost {
       this.store = new RedisStore(url, { onError: (err) => this.log.warn({ err: err.message }, "redis store unavailable") });
       this.storeUrl = url;
       void old.close();
-    } else if (!url && this.store.kind !== "memory") {
+    } else if (!url && this.store.kind === "redis") {
       const old = this.store;
-      this.store = new MemoryStore();
+      this.store = this.localStore();
       this.storeUrl = undefined;
       void old.close();
     }

@@ -83,8 +83,9 @@ export interface Timing {
 }
 
 /**
- * Key-value storage with TTL; needs `permissions: { store: true }`. In-process by default,
- * shared by every worker and instance when the config sets `store.redis`. Keys are namespaced per
+ * Key-value storage with TTL; needs `permissions: { store: true }`. In-process by default (with
+ * `workers`, in the primary, shared by every worker), shared by every worker and instance when the
+ * config sets `store.redis`. Keys are namespaced per
  * plugin. Values are strings.
  * @example const n = await ctx.store.incr("hits:" + ctx.client.ip, 1, { ttlMs: 60_000 });
  */

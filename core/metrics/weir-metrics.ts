@@ -13,6 +13,7 @@ import { histogramValues, type MetricValue } from "./latency-histogram.js";
 import { PluginMetrics } from "./plugin-metrics.js";
 import { RequestMetrics } from "./request-metrics.js";
 import { HISTOGRAM_BUCKETS, pluginMetricsSnapshot } from "../plugin-host/plugin-metrics.js";
+import { rateLimitStats } from "../store/gcra.js";
 
 /** What the metrics read from the runtime when scraped. */
 export interface MetricsSource {
@@ -65,6 +66,14 @@ export class WeirMetrics {
     });
     registerCollector(r, "weir_plugin_heap_used_bytes", "V8 heap used by a plugin entry's isolate.", "gauge", "sum", (out) => {
       for (const slot of this.source.pluginSlots()) out.push({ labels: { plugin: slot.current.name, entry: slot.entry.at }, value: slot.current.heapUsed() });
+    });
+    registerCollector(r, "weir_plugin_degraded", "1 while a plugin entry has failed 5 or more times in a row (GET /plugins state \"degraded\"), else 0.", "gauge", "max", (out) => {
+      for (const slot of this.source.pluginSlots()) out.push({ labels: { plugin: slot.current.name, entry: slot.entry.at }, value: slot.current.state === "degraded" ? 1 : 0 });
+    });
+    registerCollector(r, "weir_ratelimit_store_errors_total", "Rate-limit decisions made without the shared store (Redis down), by the onStoreError policy applied.", "counter", "sum", (out) => {
+      const s = rateLimitStats();
+      out.push({ labels: { policy: "open" }, value: s.failedOpen });
+      out.push({ labels: { policy: "closed" }, value: s.failedClosed });
     });
     registerCollector(r, "weir_plugin_heap_limit_bytes", "The memory limit of a plugin entry's isolate.", "gauge", "max", (out) => {
       for (const slot of this.source.pluginSlots()) out.push({ labels: { plugin: slot.current.name, entry: slot.entry.at }, value: slot.current.limits.memoryMb * 1024 * 1024 });

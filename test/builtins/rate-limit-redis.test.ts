@@ -130,6 +130,9 @@ Outage("fail open: requests keep completing, within ~100 ms extra, and the outag
     console.log(`    outage (killed, open): median before ${baseline.toFixed(2)} ms, p99 during ${outage99.toFixed(2)} ms`);
     assert.ok(outage99 < baseline + 150, `p99 during the outage ${outage99} ms`);
     assert.ok(rateLimitStats().storeErrors >= errorsBefore + 30, "every failed decision is counted");
+    const metrics = await (await fetch(`${w.admin}/metrics`)).text();
+    const open = Number(/^weir_ratelimit_store_errors_total\{policy="open"\} (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(open >= 30, `the outage shows on /metrics: ${open}`);
     assert.is(during[0]!.headers["ratelimit-limit"], "1000");
   } finally { redis.stop(); await agent.close(); await w.stop(); await upstream.close(); }
 });

@@ -58,6 +58,7 @@ Health("weir_plugin_errors_total counts each failure by plugin and hook", async 
   assert.is(await hit(weir, true), 500);
   assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 6);
   assert.is((await flaky(weir)).state, "degraded");
+  assert.is(await metric(weir, "weir_plugin_degraded", { plugin: "flaky" }), 1, "the degraded state is on /metrics too");
 });
 
 Health("a degraded plugin is still called, and one success brings it back to active", async ({ weir, up }) => {
@@ -68,6 +69,7 @@ Health("a degraded plugin is still called, and one success brings it back to act
   const view = await flaky(weir);
   assert.is(view.state, "active");
   assert.is(view.failures, 6, "the failure count is kept");
+  assert.is(await metric(weir, "weir_plugin_degraded", { plugin: "flaky" }), 0);
   assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 6);
 });
 

@@ -146,6 +146,13 @@ export const scenarios: Scenario[] = [
     }),
   }),
   nodeScriptScenario({
+    name: "lean-front",
+    label: "lean net front (experiment)",
+    description: "net + node's llhttp binding in front, undici dispatch behind, GET only, no hygiene: what dropping node:http's server side would save",
+    default: false,
+    script: "proxies/lean-front.js",
+  }),
+  nodeScriptScenario({
     name: "undici-dispatch",
     label: "bare undici dispatch",
     description: "node:http + undici Pool dispatch, no routing or hygiene: the floor of a Node proxy",

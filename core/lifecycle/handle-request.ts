@@ -76,11 +76,7 @@ export function expectContinue(req: IncomingMessage): void {
 export function finishRequest(host: LifecycleHost, pr: ProxyRequest, status: number, error: unknown): void {
   const chain = pr.route.chain;
   if (pr.pinned !== null) {
-    if (chain.hasLog) {
-      const total = performance.now() - pr.startedAt;
-      const upstream = pr.upstreamStartedAt > 0 ? performance.now() - pr.upstreamStartedAt : 0;
-      chain.runLog(pr, status, pr.responseHeaders ?? [], `{"total":${total.toFixed(3)},"upstream":${upstream.toFixed(3)}}`);
-    }
+    chain.runLog(pr, status, pr.responseHeaders ?? []);
     chain.release(pr);
   }
   host.requestFinished(pr.gen, pr, status, error);

@@ -64,15 +64,12 @@ export function jsonError(status: number, code: string, message: string, request
 }
 
 export class PluginChain {
-  readonly hasRequest: boolean;
-  readonly hasResponse: boolean;
-  readonly hasLog: boolean;
   readonly empty: boolean;
 
+  // Which hooks a plugin has can change with a hot reload: each pinned instance is asked
+  // (hasRequest, hasResponse, hasLog), not the chain.
   constructor(readonly slots: readonly PluginSlot[]) {
     this.empty = slots.length === 0;
-    // Hooks may appear or vanish with a hot reload; these flags are refreshed by `pin`.
-    this.hasRequest = this.hasResponse = this.hasLog = !this.empty;
   }
 
   /** Holds the current instance of every slot for this request's whole life. */
@@ -198,12 +195,20 @@ export class PluginChain {
   // ---- onLog ------------------------------------------------------------------------------
 
   /** Queues the log hooks; they run after the response, off the request path. */
-  runLog(pr: ProxyRequest, status: number, responseHeaders: string[], timingJson: string): void {
+  runLog(pr: ProxyRequest, status: number, responseHeaders: string[]): void {
     const pinned = pr.pinned;
     if (!pinned) return;
+    // The call is the same for every plugin: built once, and only when one has an onLog hook.
+    let packed: string | null = null;
     for (let i = 0; i < pinned.length; i++) {
       const inst = pinned[i]!;
-      if (inst.hasLog && !hasFailed(pr, i)) inst.enqueueLog(pack("onLog", pr, status, responseHeaders.join("\n"), timingJson));
+      if (!inst.hasLog || hasFailed(pr, i)) continue;
+      if (packed === null) {
+        const now = performance.now();
+        const upstream = pr.upstreamStartedAt > 0 ? now - pr.upstreamStartedAt : 0;
+        packed = pack("onLog", pr, status, responseHeaders.join("\n"), `{"total":${(now - pr.startedAt).toFixed(3)},"upstream":${upstream.toFixed(3)}}`);
+      }
+      inst.enqueueLog(packed);
     }
   }
 

@@ -122,6 +122,11 @@ Shared("a worker that dies and is restarted finds the counts and the limit where
     const victim = (await workerPids(c.admin))[0]!.pid!;
     process.kill(victim, "SIGKILL");
     await until(async () => (await workerPids(c.admin)).filter((w) => w.ready && w.pid !== null && w.pid !== victim).length === 2, 10_000, "the worker replaced");
+    // The new worker's first requests pay its warm-up (isolates, JIT); on a loaded machine one
+    // store call could outlast its 100 ms bound there, which is the documented outage path, not
+    // what this test is about. Warm both workers on the spent limit first (itself asserted).
+    const warm = await burst(8, 4, () => get(`${c.url}/limited`));
+    assert.equal(warm.map((a) => a.status), Array(8).fill(429), "the limit is still spent after the restart");
 
     const after = await burst(30, 4, () => get(`${c.url}/counted`, { "x-key": "k" }));
     assert.equal(after.map((a) => Number(a.headers["x-count"])).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 31));

@@ -48,7 +48,7 @@ export interface Scenario {
 }
 
 /** Weir through its real CLI, with the config `build` makes for the shared upstream. */
-export function weirScenario(s: { name: string; label: string; description: string; default: boolean; build(upstreamUrl: string): WeirConfig; headers?: Record<string, string> }): Scenario {
+export function weirScenario(s: { name: string; label: string; description: string; default: boolean; build(upstreamUrl: string): WeirConfig; headers?: Record<string, string>; env?: Record<string, string> }): Scenario {
   return {
     ...s,
     unavailable: () => null,
@@ -58,7 +58,7 @@ export function weirScenario(s: { name: string; label: string; description: stri
       const file = join(dir, "weir.yaml");
       writeFileSync(file, stringify(config));
       const child = ctx.children.start(s.name, process.execPath, ["--no-node-snapshot", join(ctx.root, "bin", "weir.js"), "start", "-c", file], {
-        pin: ctx.pin, cwd: dir, env: { ...process.env, WEIR_LOG_LEVEL: "warn" },
+        pin: ctx.pin, cwd: dir, env: { ...process.env, WEIR_LOG_LEVEL: "warn", ...s.env },
       });
       const m = await child.waitFor(/weir: listening on (\S+)/);
       return { url: m[1]!, pid: child.pid, headers: s.headers };
@@ -91,6 +91,17 @@ export const scenarios: Scenario[] = [
     label: "Weir",
     description: "Weir, one process, one route `/` to the upstream, no plugins, admin off",
     default: true,
+    build: (upstreamUrl) => ({
+      upstreams: { hello: { targets: [upstreamUrl] } },
+      routes: [{ name: "all", match: { path: "/" }, upstream: "hello" }],
+    }),
+  }),
+  weirScenario({
+    name: "weir-node-http",
+    label: "Weir, node:http only",
+    description: "the `weir` scenario with the lean listener off (WEIR_LEAN_LISTENER=0): every request through node:http",
+    default: false,
+    env: { WEIR_LEAN_LISTENER: "0" },
     build: (upstreamUrl) => ({
       upstreams: { hello: { targets: [upstreamUrl] } },
       routes: [{ name: "all", match: { path: "/" }, upstream: "hello" }],

@@ -40,6 +40,9 @@ const routes: Record<string, Handler> = {
     startedAt: rt.startedAt.toISOString(),
     configFile: rt.configFile,
     listen: rt.addresses().listen,
+    // How many requests the plain-HTTP listeners served on their fast path, and how many
+    // connections they gave to node:http (docs/operations.md, "The lean listener").
+    leanListener: rt.leanListenerStats(),
   }],
   "GET /routes": (rt) => [200, rt.generation.routes.map((r) => ({
     name: r.name, match: r.match, upstream: r.upstream.name, stripPrefix: r.stripPrefix, preserveHost: r.preserveHost,

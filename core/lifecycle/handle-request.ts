@@ -2,7 +2,8 @@
  * The request lifecycle for plain HTTP: prepare (hygiene, route, target) -> forward over the
  * target's undici pool -> stream the answer back. Local replies for everything that goes wrong.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
+import type { ClientResponse, InboundRequest } from "./client-messages.js";
 import { ErrorCodes } from "../errors.js";
 import type { Generation } from "../config/generation.js";
 import { forwardToUpstream } from "../upstream/exchange.js";
@@ -18,13 +19,13 @@ export interface LifecycleHost {
   readonly draining: boolean;
   requestStarted(gen: Generation): void;
   /** Once per request; `pr` is null for a request refused before routing, then `refused` says why. */
-  requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: IncomingMessage; rejection: Rejection }): void;
+  requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: InboundRequest; rejection: Rejection }): void;
   /** A request node:http could not parse or waited too long for was answered (400/408/431). */
   unparsedAnswered?(peer: string, status: number, requestId: string, message: string): void;
 }
 
 export function createRequestHandler(host: LifecycleHost, tls: boolean) {
-  return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+  return function handleRequest(req: InboundRequest, res: ClientResponse): void {
     const gen = host.generation;
     host.requestStarted(gen);
     if (host.draining) res.shouldKeepAlive = false;
@@ -48,7 +49,7 @@ export function createRequestHandler(host: LifecycleHost, tls: boolean) {
 }
 
 /** A plugin answered (ctx.respond) or failed closed: the response hooks still see the answer. */
-function respondLocally(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse, local: LocalResponse): void {
+function respondLocally(host: LifecycleHost, pr: ProxyRequest, res: ClientResponse, local: LocalResponse): void {
   const send = (s: ResponseState) => {
     if (host.draining) res.shouldKeepAlive = false;
     replyLocal(res, s.status, s.headers, s.local?.body ?? local.body, pr.requestId);
@@ -62,7 +63,7 @@ function respondLocally(host: LifecycleHost, pr: ProxyRequest, res: ServerRespon
 }
 
 /** Requests that sent `Expect: 100-continue` and have not been told to go on yet. */
-const awaitingContinue = new WeakSet<IncomingMessage>();
+const awaitingContinue = new WeakSet<InboundRequest>();
 
 /** Marks a request whose client waits for "100 Continue" before sending its body. */
 export function expectContinue(req: IncomingMessage): void {
@@ -82,15 +83,16 @@ export function finishRequest(host: LifecycleHost, pr: ProxyRequest, status: num
   host.requestFinished(pr.gen, pr, status, error);
 }
 
-function forward(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse): void {
+function forward(host: LifecycleHost, pr: ProxyRequest, res: ClientResponse): void {
   if (awaitingContinue.has(pr.req)) {
     awaitingContinue.delete(pr.req);
     res.writeContinue();
   }
   const { gen, req, inbound } = pr;
   // The body is made per attempt: a retry after a connect failure sends a stream nobody read yet.
-  const body = inbound.chunked ? () => limitedBody(req, gen.limits.maxBodyBytes)
-    : inbound.contentLength > 0 ? () => req // node:http stops at Content-Length, already checked
+  // Requests with a body always come through node:http (the lean listener takes bodiless ones).
+  const body = inbound.chunked ? () => limitedBody(req as IncomingMessage, gen.limits.maxBodyBytes)
+    : inbound.contentLength > 0 ? () => req as IncomingMessage // node:http stops at Content-Length, already checked
     : () => null;
   forwardToUpstream(host, pr, res, body, inbound.chunked || inbound.contentLength > 0);
 }

@@ -3,9 +3,10 @@
  * `X-Request-Id` header, whether written through a ServerResponse or, when node:http has no
  * response object (a parse error, an upgrade), as raw bytes on the socket.
  */
-import { STATUS_CODES, type ServerResponse } from "node:http";
+import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ErrorCode } from "../errors.js";
+import type { ClientResponse } from "./client-messages.js";
 
 function body(message: string, code: ErrorCode, requestId: string): string {
   return JSON.stringify({ error: message, code, requestId });
@@ -15,7 +16,7 @@ function body(message: string, code: ErrorCode, requestId: string): string {
  * Answers on a ServerResponse. `close` asks for the connection to be closed afterwards (a request
  * body we did not read, a client we no longer trust to frame its requests).
  */
-export function replyError(res: ServerResponse, status: number, code: ErrorCode, message: string, requestId: string, close = false, extra?: Record<string, string>): void {
+export function replyError(res: ClientResponse, status: number, code: ErrorCode, message: string, requestId: string, close = false, extra?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) { res.destroy(); return; }
   const text = body(message, code, requestId);
   if (close) res.shouldKeepAlive = false;
@@ -55,7 +56,7 @@ export function replyLocalRaw(socket: Duplex, status: number, headers: string[],
 }
 
 /** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). */
-export function replyLocal(res: ServerResponse, status: number, headers: string[], body: string, requestId: string): void {
+export function replyLocal(res: ClientResponse, status: number, headers: string[], body: string, requestId: string): void {
   if (res.headersSent || res.destroyed) { res.destroy(); return; }
   const h = headers.slice();
   h.push("content-length", String(Buffer.byteLength(body)), "x-request-id", requestId);

@@ -4,7 +4,7 @@
  * normalisation, routing, target choice and the headers to forward. Nothing here contacts an
  * upstream; a request refused here never reaches one.
  */
-import type { IncomingMessage } from "node:http";
+import type { InboundRequest } from "./client-messages.js";
 import { ErrorCodes, type ErrorCode } from "../errors.js";
 import type { CompiledRoute, Generation } from "../config/generation.js";
 import { unmapIPv4 } from "../net/client-address.js";
@@ -60,7 +60,7 @@ export class ProxyRequest implements PickContext {
 
   constructor(
     readonly gen: Generation,
-    readonly req: IncomingMessage,
+    readonly req: InboundRequest,
     readonly requestId: string,
     readonly route: CompiledRoute,
     readonly params: Params,
@@ -164,7 +164,7 @@ function reject(status: number, code: ErrorCode, message: string, requestId: str
   return { status, code, message, requestId, close };
 }
 
-export function prepareRequest(gen: Generation, req: IncomingMessage, tls: boolean): ProxyRequest | Rejection {
+export function prepareRequest(gen: Generation, req: InboundRequest, tls: boolean): ProxyRequest | Rejection {
   const startedAt = performance.now();
   const inbound = scanInboundHeaders(req.rawHeaders);
   const requestId = acceptRequestId(inbound.requestId);

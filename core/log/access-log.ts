@@ -8,7 +8,7 @@
  * "error" and "failedPlugins" when something failed. Requests refused before routing (400, 404,
  * 405...) have no route, upstream or traceId.
  */
-import type { IncomingMessage } from "node:http";
+import type { InboundRequest } from "../lifecycle/client-messages.js";
 import { pino, type DestinationStream, type Logger } from "pino";
 import type { ProxyRequest } from "../lifecycle/prepare-request.js";
 import { unmapIPv4 } from "../net/client-address.js";
@@ -54,7 +54,7 @@ export class AccessLog {
   }
 
   /** A request refused before routing (malformed, no route, method not allowed). */
-  refused(req: IncomingMessage, requestId: string, status: number, message: string): void {
+  refused(req: InboundRequest, requestId: string, status: number, message: string): void {
     this.logger.info({
       requestId,
       method: req.method,

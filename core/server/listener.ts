@@ -1,7 +1,8 @@
 /**
  * The listeners: one node:http (or https) server per `listen` entry, wired to the lifecycle.
- * node:http parses; we decide what every malformed or slow request gets (CONTRACT §3), always as
- * JSON with a request id.
+ * A plain-HTTP listener serves simple requests on the lean fast path (lean-front.ts) and hands
+ * everything else to node:http; TLS listeners are node:https throughout. node:http parses; we
+ * decide what every malformed or slow request gets (CONTRACT §3), always as JSON with a request id.
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -15,8 +16,15 @@ import { createRequestHandler, expectContinue, type LifecycleHost } from "../lif
 import { replyErrorRaw } from "../lifecycle/local-reply.js";
 import { newRequestId } from "../lifecycle/request-id.js";
 import { createUpgradeHandler } from "../upstream/websocket.js";
+import { LeanFront } from "./lean-front.js";
 
-export function createListener(spec: ListenConfig, limits: Limits, host: LifecycleHost): Server {
+export interface Listener {
+  readonly server: Server;
+  /** The fast path of a plain-HTTP listener (null with TLS, or with WEIR_LEAN_LISTENER=0). */
+  readonly lean: LeanFront | null;
+}
+
+export function createListener(spec: ListenConfig, limits: Limits, host: LifecycleHost): Listener {
   const tls = spec.tls !== undefined;
   const options = {
     maxHeaderSize: limits.maxHeaderBytes,
@@ -48,11 +56,14 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
     const answered = onClientError(err, socket);
     if (answered) host.unparsedAnswered?.(unmapIPv4((socket as { remoteAddress?: string }).remoteAddress ?? ""), answered.status, answered.requestId, answered.message);
   });
-  return server;
+  const lean = tls || process.env.WEIR_LEAN_LISTENER === "0" ? null
+    : new LeanFront(server, handleRequest, { maxHeaderBytes: limits.maxHeaderBytes, keepAliveTimeoutMs: limits.keepAliveTimeoutMs });
+  return { server, lean };
 }
 
 /** Applies the limits of a new generation to a running listener. */
-export function applyLimits(server: Server, limits: Limits): void {
+export function applyLimits({ server, lean }: Listener, limits: Limits): void {
+  if (lean) lean.settings = { maxHeaderBytes: limits.maxHeaderBytes, keepAliveTimeoutMs: limits.keepAliveTimeoutMs };
   server.requestTimeout = limits.requestTimeoutMs;
   server.headersTimeout = limits.headersTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;

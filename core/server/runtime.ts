@@ -3,7 +3,8 @@
  * target registry that outlives them, and the admin server. `reload` compiles a new generation and
  * swaps the pointer; a failed reload changes nothing.
  */
-import type { IncomingMessage, Server } from "node:http";
+import type { Server } from "node:http";
+import type { InboundRequest } from "../lifecycle/client-messages.js";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { resolve } from "node:path";
@@ -28,7 +29,7 @@ import { ConfigWatcher } from "../config/config-watcher.js";
 import { TargetRegistry } from "../upstream/target-registry.js";
 import { HealthCheckers } from "../upstream/health/checkers.js";
 import { AdminServer, runtimeAdmin } from "../admin/admin-server.js";
-import { applyLimits, createListener } from "./listener.js";
+import { applyLimits, createListener, type Listener } from "./listener.js";
 
 export interface StartOptions {
   /** Path of the config file (YAML or JSON). */
@@ -62,7 +63,7 @@ export class WeirRuntime implements LifecycleHost {
   private readonly env: NodeJS.ProcessEnv;
   private nextGenerationId = 1;
   private readonly retired = new Set<Generation>();
-  private readonly listeners: { server: Server; spec: ListenConfig }[] = [];
+  private readonly listeners: (Listener & { spec: ListenConfig })[] = [];
   private admin: AdminServer | null = null;
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -109,9 +110,9 @@ export class WeirRuntime implements LifecycleHost {
     rt.syncHealth();
     try {
       for (const spec of listenSpecs(config)) {
-        const server = createListener(spec, rt.generation.limits, rt);
-        await listen(server, spec.port, spec.host ?? "0.0.0.0");
-        rt.listeners.push({ server, spec });
+        const listener = createListener(spec, rt.generation.limits, rt);
+        await listen(listener.server, spec.port, spec.host ?? "0.0.0.0");
+        rt.listeners.push({ ...listener, spec });
       }
       if (config.admin !== false && options.admin !== false) {
         rt.admin = new AdminServer(runtimeAdmin(rt), config.admin ?? {}, rt.log);
@@ -164,7 +165,7 @@ export class WeirRuntime implements LifecycleHost {
     this.applyLogSettings(config);
     const previous = this.generation;
     this.generation = next;
-    for (const { server } of this.listeners) applyLimits(server, next.limits);
+    for (const l of this.listeners) applyLimits(l, next.limits);
     this.admin?.setToken(config.admin === false ? undefined : config.admin?.token);
     this.retired.add(previous);
     this.releaseDrained();
@@ -256,7 +257,7 @@ export class WeirRuntime implements LifecycleHost {
     this.access?.unparsed(peer, requestId, status, message);
   }
 
-  requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: IncomingMessage; rejection: Rejection }): void {
+  requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: InboundRequest; rejection: Rejection }): void {
     if (pr !== null) {
       const now = performance.now();
       this.metrics.requests.record(pr.route.name, status, (now - pr.startedAt) / 1000);
@@ -296,6 +297,18 @@ export class WeirRuntime implements LifecycleHost {
     return this.inflight;
   }
 
+  /** The lean listeners' counts, summed; null when no listener has one (TLS only, or turned off). */
+  leanListenerStats(): { served: number; handedOff: number } | null {
+    let any = false, served = 0, handedOff = 0;
+    for (const { lean } of this.listeners) {
+      if (lean === null) continue;
+      any = true;
+      served += lean.served;
+      handedOff += lean.handedOff;
+    }
+    return any ? { served, handedOff } : null;
+  }
+
   /** Where the listeners and the admin server are, as URLs. */
   addresses(): { listen: string[]; admin: string | null } {
     return {
@@ -312,14 +325,14 @@ export class WeirRuntime implements LifecycleHost {
     this.draining = true;
     await this.watcher?.close();
     const closed = this.listeners.map(({ server }) => new Promise<void>((r) => server.close(() => r())));
-    for (const { server } of this.listeners) server.closeIdleConnections();
+    for (const { server, lean } of this.listeners) { server.closeIdleConnections(); lean?.closeIdle(); }
     if (this.inflight > 0 && graceMs > 0) {
       await new Promise<void>((r) => {
         const timer = setTimeout(r, graceMs);
         this.idleWaiters.push(() => { clearTimeout(timer); r(); });
       });
     }
-    for (const { server } of this.listeners) server.closeAllConnections();
+    for (const { server, lean } of this.listeners) { server.closeAllConnections(); lean?.closeAll(); }
     await Promise.all(closed);
     await this.admin?.close();
     this.health.stopAll();

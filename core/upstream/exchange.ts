@@ -4,7 +4,8 @@
  * the balancer: in-flight counts, latency for p2c-ewma, and outcomes for outlier detection.
  * Policies are compiled per upstream (upstream.ts); this file only applies them.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
+import type { ClientResponse } from "../lifecycle/client-messages.js";
 import { ErrorCodes, type ErrorCode } from "../errors.js";
 import { finishRequest, type LifecycleHost } from "../lifecycle/handle-request.js";
 import type { ResponseState } from "../plugin-host/plugin-chain.js";
@@ -19,7 +20,7 @@ import type { Target } from "./target.js";
 export type BodySource = () => IncomingMessage | AsyncIterable<Buffer> | null;
 
 /** Sends a prepared request to its route's upstream and streams the answer to `res`. */
-export function forwardToUpstream(host: LifecycleHost, pr: ProxyRequest, res: ServerResponse, body: BodySource, hasBody: boolean): void {
+export function forwardToUpstream(host: LifecycleHost, pr: ProxyRequest, res: ClientResponse, body: BodySource, hasBody: boolean): void {
   const ex = new Exchange(host, pr, res, body, hasBody);
   const breaker = pr.route.upstream.breaker;
   if (breaker === null) return ex.start();
@@ -46,7 +47,7 @@ class Exchange implements ProxyHandlerHooks {
   constructor(
     private readonly host: LifecycleHost,
     private readonly pr: ProxyRequest,
-    private readonly res: ServerResponse,
+    private readonly res: ClientResponse,
     private readonly body: BodySource,
     private readonly hasBody: boolean,
   ) {

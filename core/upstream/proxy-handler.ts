@@ -8,7 +8,7 @@
  * Backpressure: onData returns false when the client socket is full, undici pauses reading the
  * upstream until we call `resume` on the client's 'drain'.
  */
-import type { ServerResponse } from "node:http";
+import type { ClientResponse } from "../lifecycle/client-messages.js";
 import { ErrorCodes } from "../errors.js";
 import { replyError, replyLocal } from "../lifecycle/local-reply.js";
 import type { ResponseState } from "../plugin-host/plugin-chain.js";
@@ -50,7 +50,7 @@ export class ProxyHandler {
   status = 0;
 
   constructor(
-    private readonly res: ServerResponse,
+    private readonly res: ClientResponse,
     private readonly requestId: string,
     private readonly hooks: ProxyHandlerHooks,
   ) {

@@ -1,0 +1,43 @@
+/**
+ * What the lifecycle needs of a client's request and of the response to it. node:http's
+ * IncomingMessage and ServerResponse satisfy these; so do the lean listener's LeanRequest and
+ * LeanResponse (core/server/lean-response.ts), which serve the common bodiless HTTP/1.1 request
+ * without node:http's per-request objects. Keeping the lifecycle to this surface is what lets
+ * both listeners share it.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+
+export interface InboundRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  /** Names and values as the client sent them, flat: [name, value, ...]. */
+  readonly rawHeaders: string[];
+  /** Lower-cased names, duplicates merged as node:http merges them. */
+  readonly headers: IncomingHttpHeaders;
+  readonly httpVersionMinor: number;
+  /** True once the whole request (head and body) was read. */
+  readonly complete: boolean;
+  readonly readableDidRead: boolean;
+  readonly destroyed: boolean;
+  readonly socket: { readonly remoteAddress?: string | undefined; readonly bytesWritten: number };
+}
+
+export interface ClientResponse {
+  /** True once writeHead was called. */
+  readonly headersSent: boolean;
+  /** True once the client connection is gone. */
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  /** Set to false before writeHead to close the connection after this response. */
+  shouldKeepAlive: boolean;
+  readonly req: { readonly complete: boolean };
+  writeHead(status: number, headers: string[] | OutgoingHttpHeaders): unknown;
+  /** False when the client is not keeping up: wait for "drain". */
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer | string): unknown;
+  destroy(err?: Error): unknown;
+  writeContinue(): void;
+  /** "close": the client went away before the response ended; "drain": write may go on. */
+  once(event: "close" | "drain", listener: () => void): unknown;
+  off(event: "close" | "drain", listener: () => void): unknown;
+}

@@ -1,0 +1,267 @@
+/**
+ * The lean listener: the plain-HTTP fast path in front of node:http.
+ *
+ * Why: node:http's server side costs about as much CPU per proxied request as everything Weir
+ * does on top of it (measured in bench/: a net + llhttp front before undici is ~1.2x faster than
+ * http.createServer before undici). Most requests a gateway sees are the simple kind: HTTP/1.1,
+ * no body, the whole head in one TCP read. Those are parsed here with node's own llhttp binding
+ * (the parser node:http uses, so the grammar and its strictness are the same) and answered with
+ * LeanRequest/LeanResponse, which cost a fraction of IncomingMessage/ServerResponse.
+ *
+ * Everything else is handed to node:http, which then owns the connection for good: a head split
+ * over reads (slow clients and the headers timeout), any body (Content-Length, chunked, Expect:
+ * 100-continue, the request timeout), upgrades (WebSocket, h2c), CONNECT, HTTP/1.0, pipelined
+ * requests in one read, more than 32 header fields, anything llhttp refuses (400/431 as node:http
+ * answers them). The hand-off puts the read bytes back on the socket (`unshift`) and calls
+ * node:http's own connection listener, so node:http sees the connection as if it were new. It
+ * happens only between responses: bytes that arrive while a lean response is in flight are held
+ * (the socket paused) until it ends.
+ *
+ * The keep-alive timeout of lean connections is kept by a sweep once a second (node:http arms a
+ * timer per response); `closeIdle`/`closeAll` serve graceful shutdown as node:http's
+ * closeIdleConnections/closeAllConnections do for its own.
+ */
+import type { Server } from "node:http";
+import type { Socket } from "node:net";
+import { createRequire } from "node:module";
+import type { ClientResponse, InboundRequest } from "../lifecycle/client-messages.js";
+import { LeanRequest, LeanResponse, type ResponseSink } from "./lean-response.js";
+
+interface Parser {
+  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
+  execute(data: Buffer): number | Error;
+  free(): void;
+  [callback: number]: unknown;
+}
+interface HttpCommon {
+  HTTPParser: { new (): Parser; REQUEST: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number };
+  methods: string[];
+}
+// node's internal module, what node:http itself parses with (stable since node 12).
+const { HTTPParser, methods } = createRequire(import.meta.url)("_http_common") as HttpCommon;
+
+const END_OF_HEAD = Buffer.from("\r\n\r\n");
+
+export interface LeanSettings {
+  maxHeaderBytes: number;
+  keepAliveTimeoutMs: number;
+}
+
+type Handler = (req: InboundRequest, res: ClientResponse) => void;
+
+export class LeanFront {
+  private readonly connections = new Set<LeanConnection>();
+  private readonly nodeConnectionListener: (socket: Socket) => void;
+  private sweeper: NodeJS.Timeout | null = null;
+
+  private current!: LeanSettings;
+  /** Requests answered on the fast path. */
+  served = 0;
+  /** Connections given to node:http. */
+  handedOff = 0;
+  /** What a keep-alive response says of the connection (node:http's wording). */
+  keepAliveHeader = "";
+
+  constructor(
+    readonly server: Server,
+    readonly handler: Handler,
+    settings: LeanSettings,
+  ) {
+    this.settings = settings;
+    // node:http wires itself to 'connection' in its constructor; we take that event and call
+    // node:http's listener ourselves for the connections we hand over.
+    const [listener] = server.listeners("connection") as ((socket: Socket) => void)[];
+    if (listener === undefined) throw new Error("node:http server without a connection listener");
+    this.nodeConnectionListener = listener;
+    server.removeListener("connection", listener);
+    server.on("connection", (socket: Socket) => this.connections.add(new LeanConnection(this, socket)));
+    server.on("listening", () => {
+      this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
+    });
+    server.on("close", () => {
+      if (this.sweeper !== null) clearInterval(this.sweeper);
+      this.sweeper = null;
+    });
+  }
+
+  get settings(): LeanSettings {
+    return this.current;
+  }
+
+  set settings(s: LeanSettings) {
+    this.current = s;
+    const seconds = Math.floor(s.keepAliveTimeoutMs / 1000);
+    this.keepAliveHeader = "Connection: keep-alive\r\n" + (seconds > 0 ? `Keep-Alive: timeout=${seconds}\r\n` : "");
+  }
+
+  /** node:http takes the connection from here on. */
+  handOff(conn: LeanConnection, socket: Socket): void {
+    this.connections.delete(conn);
+    this.handedOff++;
+    this.nodeConnectionListener.call(this.server, socket);
+  }
+
+  forget(conn: LeanConnection): void {
+    this.connections.delete(conn);
+  }
+
+  /** Closes lean connections with no response in flight (shutdown). */
+  closeIdle(): void {
+    for (const c of this.connections) if (c.idle) c.socket.destroy();
+  }
+
+  closeAll(): void {
+    for (const c of this.connections) c.socket.destroy();
+  }
+
+  private sweep(): void {
+    if (this.settings.keepAliveTimeoutMs === 0) return; // 0: no keep-alive timeout, as in node:http
+    const limit = performance.now() - this.settings.keepAliveTimeoutMs;
+    for (const c of this.connections) if (c.idle && c.idleSince < limit) c.socket.destroy();
+  }
+}
+
+export class LeanConnection implements ResponseSink {
+  private readonly parser: Parser;
+  private active: LeanResponse | null = null;
+  /** Bytes that came while a response was in flight. */
+  private held: Buffer | null = null;
+  idleSince = performance.now();
+
+  // What the parser saw in the current read.
+  private messages = 0;
+  private method = -1;
+  private url = "";
+  private headers: string[] | null = null;
+  private simple = false;
+
+  constructor(
+    private readonly front: LeanFront,
+    readonly socket: Socket,
+  ) {
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.REQUEST, {}, front.settings.maxHeaderBytes, 0);
+    p[HTTPParser.kOnHeaders] = this.onHeadersOverflow;
+    p[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
+    p[HTTPParser.kOnBody] = this.onBody;
+    p[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
+    this.parser = p;
+    socket.on("data", this.onData);
+    socket.on("drain", this.onDrain);
+    socket.on("error", this.onError);
+    socket.on("close", this.onClose);
+  }
+
+  get idle(): boolean {
+    return this.active === null;
+  }
+
+  get keepAliveHeader(): string {
+    return this.front.keepAliveHeader;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.active !== null) {
+      this.held = this.held === null ? chunk : Buffer.concat([this.held, chunk]);
+      this.socket.pause();
+      return;
+    }
+    this.read(chunk);
+  };
+
+  private read(chunk: Buffer): void {
+    // Only a whole head and nothing after it; anything else is node:http's (see the file comment).
+    if (chunk.length > this.front.settings.maxHeaderBytes || chunk.indexOf(END_OF_HEAD) !== chunk.length - 4) return this.handOff(chunk);
+    this.messages = 0;
+    this.simple = false;
+    const parsed = this.parser.execute(chunk);
+    if (parsed !== chunk.length || this.messages !== 1 || !this.simple) return this.handOff(chunk);
+    const req = new LeanRequest(methods[this.method]!, this.url, this.headers!, this.socket);
+    this.headers = null;
+    const res = new LeanResponse(this, req);
+    this.active = res;
+    this.front.served++;
+    this.front.handler(req, res);
+  }
+
+  responseEnded(keepAlive: boolean): void {
+    this.active = null;
+    this.idleSince = performance.now();
+    if (!keepAlive) {
+      this.socket.destroySoon();
+      return;
+    }
+    const held = this.held;
+    if (held !== null) {
+      this.held = null;
+      this.socket.resume();
+      this.read(held);
+    }
+  }
+
+  private handOff(chunk: Buffer): void {
+    const s = this.socket;
+    s.removeListener("data", this.onData);
+    s.removeListener("drain", this.onDrain);
+    s.removeListener("error", this.onError);
+    s.removeListener("close", this.onClose);
+    this.parser.free();
+    s.unshift(chunk);
+    if (s.isPaused()) s.resume();
+    this.front.handOff(this, s);
+  }
+
+  private readonly onHeadersOverflow = (): void => {
+    // More than 32 header fields come in several calls: node:http's business.
+    this.messages = 2;
+  };
+
+  private readonly onHeadersComplete = (major: number, minor: number, headers: string[], method: number, url: string, _status: unknown, _message: unknown, upgrade: boolean): void => {
+    this.method = method;
+    this.url = url;
+    this.headers = headers;
+    this.simple = major === 1 && minor === 1 && !upgrade && bodiless(headers);
+  };
+
+  private readonly onBody = (): void => {
+    this.simple = false;
+  };
+
+  private readonly onMessageComplete = (): void => {
+    this.messages++;
+  };
+
+  private readonly onDrain = (): void => {
+    this.active?.socketDrained();
+  };
+
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+
+  private readonly onClose = (): void => {
+    this.front.forget(this);
+    this.parser.free();
+    const res = this.active;
+    this.active = null;
+    res?.socketClosed();
+  };
+}
+
+/** No body and no 100-continue dance: no Content-Length (or 0), no Transfer-Encoding, no Expect. */
+function bodiless(headers: string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    switch (name.length) {
+      case 6:
+        if (name.toLowerCase() === "expect") return false;
+        break;
+      case 14:
+        if (name.toLowerCase() === "content-length" && headers[i + 1] !== "0") return false;
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") return false;
+    }
+  }
+  return true;
+}

@@ -134,6 +134,7 @@ export class LeanConnection implements ResponseSink {
   private url = "";
   private headers: string[] | null = null;
   private simple = false;
+  private keepAlive = true;
 
   constructor(
     private readonly front: LeanFront,
@@ -149,6 +150,7 @@ export class LeanConnection implements ResponseSink {
     socket.on("data", this.onData);
     socket.on("drain", this.onDrain);
     socket.on("error", this.onError);
+    socket.on("end", this.onEnd);
     socket.on("close", this.onClose);
   }
 
@@ -179,6 +181,7 @@ export class LeanConnection implements ResponseSink {
     const req = new LeanRequest(methods[this.method]!, this.url, this.headers!, this.socket);
     this.headers = null;
     const res = new LeanResponse(this, req);
+    if (!this.keepAlive) res.shouldKeepAlive = false; // Connection: close
     this.active = res;
     this.front.served++;
     this.front.handler(req, res);
@@ -204,6 +207,7 @@ export class LeanConnection implements ResponseSink {
     s.removeListener("data", this.onData);
     s.removeListener("drain", this.onDrain);
     s.removeListener("error", this.onError);
+    s.removeListener("end", this.onEnd);
     s.removeListener("close", this.onClose);
     this.parser.free();
     s.unshift(chunk);
@@ -216,10 +220,11 @@ export class LeanConnection implements ResponseSink {
     this.messages = 2;
   };
 
-  private readonly onHeadersComplete = (major: number, minor: number, headers: string[], method: number, url: string, _status: unknown, _message: unknown, upgrade: boolean): void => {
+  private readonly onHeadersComplete = (major: number, minor: number, headers: string[], method: number, url: string, _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean): void => {
     this.method = method;
     this.url = url;
     this.headers = headers;
+    this.keepAlive = keepAlive;
     this.simple = major === 1 && minor === 1 && !upgrade && bodiless(headers);
   };
 
@@ -237,6 +242,17 @@ export class LeanConnection implements ResponseSink {
 
   private readonly onError = (): void => {
     this.socket.destroy();
+  };
+
+  /**
+   * The client finished sending (node:http's sockets are half-open). As node:http does without
+   * `httpAllowHalfOpen`, that ends the exchange: an idle connection is ended, and a response in
+   * flight is cut (its 'close' aborts the upstream request) rather than left writing to a client
+   * that said it is done.
+   */
+  private readonly onEnd = (): void => {
+    if (this.active !== null) this.socket.destroy();
+    else this.socket.end();
   };
 
   private readonly onClose = (): void => {

@@ -45,6 +45,8 @@ const END_OF_HEAD = Buffer.from("\r\n\r\n");
 export interface LeanSettings {
   maxHeaderBytes: number;
   keepAliveTimeoutMs: number;
+  /** How long a new connection may stay silent (node:http's headersTimeout covers that case). */
+  headersTimeoutMs: number;
 }
 
 type Handler = (req: InboundRequest, res: ClientResponse) => void;
@@ -115,9 +117,14 @@ export class LeanFront {
   }
 
   private sweep(): void {
-    if (this.settings.keepAliveTimeoutMs === 0) return; // 0: no keep-alive timeout, as in node:http
-    const limit = performance.now() - this.settings.keepAliveTimeoutMs;
-    for (const c of this.connections) if (c.idle && c.idleSince < limit) c.socket.destroy();
+    const now = performance.now();
+    const { keepAliveTimeoutMs, headersTimeoutMs } = this.settings;
+    for (const c of this.connections) {
+      if (!c.idle) continue;
+      // A connection that never sent a request has the headers timeout; one between requests the
+      // keep-alive timeout (0: none, as in node:http).
+      if (c.fresh ? now - c.idleSince > headersTimeoutMs : keepAliveTimeoutMs > 0 && now - c.idleSince > keepAliveTimeoutMs) c.socket.destroy();
+    }
   }
 }
 
@@ -127,6 +134,8 @@ export class LeanConnection implements ResponseSink {
   /** Bytes that came while a response was in flight. */
   private held: Buffer | null = null;
   idleSince = performance.now();
+  /** No request came yet. */
+  fresh = true;
 
   // What the parser saw in the current read.
   private messages = 0;
@@ -178,6 +187,7 @@ export class LeanConnection implements ResponseSink {
     this.simple = false;
     const parsed = this.parser.execute(chunk);
     if (parsed !== chunk.length || this.messages !== 1 || !this.simple) return this.handOff(chunk);
+    this.fresh = false;
     const req = new LeanRequest(methods[this.method]!, this.url, this.headers!, this.socket);
     this.headers = null;
     const res = new LeanResponse(this, req);

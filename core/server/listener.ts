@@ -16,7 +16,7 @@ import { createRequestHandler, expectContinue, type LifecycleHost } from "../lif
 import { replyErrorRaw } from "../lifecycle/local-reply.js";
 import { newRequestId } from "../lifecycle/request-id.js";
 import { createUpgradeHandler } from "../upstream/websocket.js";
-import { LeanFront } from "./lean-front.js";
+import { LeanFront, type LeanSettings } from "./lean-front.js";
 
 export interface Listener {
   readonly server: Server;
@@ -57,17 +57,21 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
     if (answered) host.unparsedAnswered?.(unmapIPv4((socket as { remoteAddress?: string }).remoteAddress ?? ""), answered.status, answered.requestId, answered.message);
   });
   const lean = tls || process.env.WEIR_LEAN_LISTENER === "0" ? null
-    : new LeanFront(server, handleRequest, { maxHeaderBytes: limits.maxHeaderBytes, keepAliveTimeoutMs: limits.keepAliveTimeoutMs });
+    : new LeanFront(server, handleRequest, leanSettings(limits));
   return { server, lean };
 }
 
 /** Applies the limits of a new generation to a running listener. */
 export function applyLimits({ server, lean }: Listener, limits: Limits): void {
-  if (lean) lean.settings = { maxHeaderBytes: limits.maxHeaderBytes, keepAliveTimeoutMs: limits.keepAliveTimeoutMs };
+  if (lean) lean.settings = leanSettings(limits);
   server.requestTimeout = limits.requestTimeoutMs;
   server.headersTimeout = limits.headersTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   (server as unknown as { maxHeaderSize: number }).maxHeaderSize = limits.maxHeaderBytes;
+}
+
+function leanSettings(limits: Limits): LeanSettings {
+  return { maxHeaderBytes: limits.maxHeaderBytes, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, headersTimeoutMs: limits.headersTimeoutMs };
 }
 
 /** What node:http could not parse or waited too long for. */

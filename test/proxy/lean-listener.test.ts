@@ -65,7 +65,7 @@ const Lean = suite<{ up: TestUpstream; weir: TestWeir }>("lean listener");
 Lean.before(async (ctx) => {
   ctx.up = await upstream();
   ctx.weir = await startWeir({
-    limits: { keepAliveTimeout: "1s" },
+    limits: { keepAliveTimeout: "1s", headersTimeout: "1s" },
     routes: [{ name: "all", match: { path: "/" }, upstream: ctx.up.url }],
   });
 });
@@ -249,6 +249,14 @@ Lean("an idle connection is closed after limits.keepAliveTimeout", async ({ weir
   const c = await openRaw(weir.port);
   c.send(GET("/idle", weir.port));
   await c.next();
+  const t0 = Date.now();
+  assert.ok(await c.closed(4000), "closed by the server");
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 900 && waited < 3500, `closed after ${waited} ms (timeout 1 s, swept once a second)`);
+});
+
+Lean("a connection that never sends a request is closed after limits.headersTimeout", async ({ weir }) => {
+  const c = await openRaw(weir.port);
   const t0 = Date.now();
   assert.ok(await c.closed(4000), "closed by the server");
   const waited = Date.now() - t0;

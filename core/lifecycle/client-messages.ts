@@ -32,6 +32,11 @@ export interface ClientResponse {
   shouldKeepAlive: boolean;
   readonly req: { readonly complete: boolean };
   writeHead(status: number, headers: string[] | OutgoingHttpHeaders): unknown;
+  /**
+   * writeHead for headers known to be well-formed (an upstream's, which undici's parser checked):
+   * a response that can skip the per-header character checks offers it.
+   */
+  writeTrustedHead?(status: number, headers: string[]): unknown;
   /** False when the client is not keeping up: wait for "drain". */
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer | string): unknown;

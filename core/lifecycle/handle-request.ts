@@ -17,6 +17,8 @@ export interface LifecycleHost {
   readonly generation: Generation;
   /** True once shutdown began: answers carry `Connection: close`. */
   readonly draining: boolean;
+  /** Whether access log lines are written (they need the bytes each response sent). */
+  readonly logsAccess: boolean;
   requestStarted(gen: Generation): void;
   /** Once per request; `pr` is null for a request refused before routing, then `refused` says why. */
   requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: InboundRequest; rejection: Rejection }): void;
@@ -35,6 +37,7 @@ export function createRequestHandler(host: LifecycleHost, tls: boolean) {
       host.requestFinished(gen, null, pr.status, null, { req, rejection: pr });
       return;
     }
+    if (host.logsAccess) pr.bytesBefore = req.socket.bytesWritten;
     const chain = pr.route.chain;
     if (chain.empty) return forward(host, pr, res);
     chain.pin(pr);

@@ -54,8 +54,12 @@ export class ProxyRequest implements PickContext {
   failedPlugins: string[] | null = null;
   /** Time spent in this request's plugin hooks, ms (added up by PluginInstance.run). */
   pluginMs = 0;
-  /** Bytes the client connection had sent before this response (for the access log's bytesSent). */
-  readonly bytesBefore: number;
+  /**
+   * Bytes the client connection had sent before this response, for the access log's bytesSent;
+   * set by the lifecycle only when the access log is on (net.Socket#bytesWritten walks the
+   * socket's write buffer: measured ~0.8% of a proxied request's CPU).
+   */
+  bytesBefore = 0;
   private tp: string | null = null;
 
   constructor(
@@ -76,7 +80,6 @@ export class ProxyRequest implements PickContext {
     readonly startedAt: number,
   ) {
     this.forward = inbound.forward;
-    this.bytesBefore = req.socket.bytesWritten;
   }
 
   /** The W3C traceparent sent upstream: the client's when valid, else a new trace's. */

@@ -41,6 +41,7 @@ interface HttpCommon {
 const { HTTPParser, methods } = createRequire(import.meta.url)("_http_common") as HttpCommon;
 
 const END_OF_HEAD = Buffer.from("\r\n\r\n");
+const SWEEP_MS = 1000;
 
 export interface LeanSettings {
   maxHeaderBytes: number;
@@ -78,7 +79,7 @@ export class LeanFront {
     server.removeListener("connection", listener);
     server.on("connection", (socket: Socket) => this.connections.add(new LeanConnection(this, socket)));
     server.on("listening", () => {
-      this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
+      this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     });
     server.on("close", () => {
       if (this.sweeper !== null) clearInterval(this.sweeper);
@@ -116,14 +117,18 @@ export class LeanFront {
     for (const c of this.connections) c.socket.destroy();
   }
 
+  /**
+   * Once a second: counts the sweeps each connection has been idle through (a field reset per
+   * response is cheaper than reading a clock), and closes those idle longer than their timeout:
+   * the headers timeout for a connection that never sent a request, the keep-alive timeout
+   * between requests (0: none, as in node:http). So a timeout is kept to within a second.
+   */
   private sweep(): void {
-    const now = performance.now();
     const { keepAliveTimeoutMs, headersTimeoutMs } = this.settings;
     for (const c of this.connections) {
       if (!c.idle) continue;
-      // A connection that never sent a request has the headers timeout; one between requests the
-      // keep-alive timeout (0: none, as in node:http).
-      if (c.fresh ? now - c.idleSince > headersTimeoutMs : keepAliveTimeoutMs > 0 && now - c.idleSince > keepAliveTimeoutMs) c.socket.destroy();
+      const idleMs = ++c.idleSweeps * SWEEP_MS - SWEEP_MS; // at least this long
+      if (c.fresh ? idleMs >= headersTimeoutMs : keepAliveTimeoutMs > 0 && idleMs >= keepAliveTimeoutMs) c.socket.destroy();
     }
   }
 }
@@ -133,7 +138,8 @@ export class LeanConnection implements ResponseSink {
   private active: LeanResponse | null = null;
   /** Bytes that came while a response was in flight. */
   private held: Buffer | null = null;
-  idleSince = performance.now();
+  /** Sweeps this connection has been idle through (see LeanFront#sweep). */
+  idleSweeps = 0;
   /** No request came yet. */
   fresh = true;
 
@@ -199,7 +205,7 @@ export class LeanConnection implements ResponseSink {
 
   responseEnded(keepAlive: boolean): void {
     this.active = null;
-    this.idleSince = performance.now();
+    this.idleSweeps = 0;
     if (!keepAlive) {
       this.socket.destroySoon();
       return;

@@ -247,6 +247,10 @@ export class WeirRuntime implements LifecycleHost {
     }
   }
 
+  get logsAccess(): boolean {
+    return this.access !== null;
+  }
+
   requestStarted(gen: Generation): void {
     gen.inflight++;
     this.inflight++;

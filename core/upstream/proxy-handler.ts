@@ -116,8 +116,12 @@ export class ProxyHandler {
       return this.emit(state);
     }
     out.push("x-request-id", this.requestId);
-    if (this.hooks.draining?.()) this.res.shouldKeepAlive = false;
-    this.res.writeHead(statusCode, out);
+    const res = this.res;
+    if (this.hooks.draining?.()) res.shouldKeepAlive = false;
+    // Only the upstream's headers (checked by undici's parser) and our request id: no plugin
+    // touched them.
+    if (res.writeTrustedHead !== undefined) res.writeTrustedHead(statusCode, out);
+    else res.writeHead(statusCode, out);
     return true;
   }
 

@@ -32,6 +32,7 @@ export function createUpgradeHandler(host: LifecycleHost, tls: boolean, handleRe
       host.requestFinished(gen, null, pr.status, null);
       return;
     }
+    if (host.logsAccess) pr.bytesBefore = req.socket.bytesWritten;
     const key = req.headers["sec-websocket-key"];
     if (req.method !== "GET" || typeof key !== "string" || key.length === 0) {
       replyErrorRaw(socket, 400, ErrorCodes.BAD_REQUEST, "a WebSocket upgrade must be a GET with Sec-WebSocket-Key", pr.requestId);

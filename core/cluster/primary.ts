@@ -183,7 +183,7 @@ export class Primary {
 
   private async reloadNow(): Promise<{ generation: number }> {
     try {
-      const config = loadConfigFile(this.configFile);
+      const config = loadConfigFile(this.configFile, process.env, { reload: true });
       const problems = checkConfig(config, this.configFile);
       if (problems.length) throw new ConfigError(problems);
       const answers = await Promise.all(this.live().map((w) => this.ask(w, { weir: "reload" })));

@@ -16,13 +16,18 @@ const ajv = new Ajv({ allErrors: true, verbose: true, strict: false });
 const validate = ajv.compile<WeirConfig>(configSchema);
 
 /** Reads and validates a config file; throws ConfigError listing every problem. */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): WeirConfig {
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: { reload?: boolean } = {}): WeirConfig {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
     throw new ConfigError([{ file, path: "", message: `cannot read the config file: ${(err as Error).message}` }]);
   }
+  // An empty file is a valid config at start (every key has a default), but on a reload it is
+  // almost always a file caught between its truncation and its write (an editor, `cat >`, a
+  // config tool): taking it would drop every route. The running config keeps serving instead.
+  if (options.reload && text.trim() === "")
+    throw new ConfigError([{ file, path: "", message: "the config file is empty (caught while being written?); not reloaded" }]);
   return parseConfigText(text, file, env);
 }
 

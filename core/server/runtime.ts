@@ -159,7 +159,7 @@ export class WeirRuntime implements LifecycleHost {
   }
 
   private async swapIn(): Promise<Generation> {
-    const config = loadConfigFile(this.configFile, this.env);
+    const config = loadConfigFile(this.configFile, this.env, { reload: true });
     const next = await this.compile(config);
     this.warnRestartOnly(this.generation.config, config);
     this.applyLogSettings(config);

@@ -98,7 +98,7 @@ Reload("20 reloads through POST /reload and the file watcher while 8 request loo
 
 const Invalid = suite("an invalid config keeps the old one serving");
 
-Invalid("bad YAML, a schema error and a missing plugin: POST /reload answers 400 with key paths, the log says why, requests keep flowing", async () => {
+Invalid("bad YAML, a schema error, a missing plugin and an empty file (caught mid-write): POST /reload answers 400 with key paths, the log says why, requests keep flowing", async () => {
   const [a, b] = [await startUpstream(tagged("a")), await startUpstream(tagged("b"))];
   const { weir, lines } = await loggedWeir(config(a.url, b.url, "a"));
   try {
@@ -107,6 +107,8 @@ Invalid("bad YAML, a schema error and a missing plugin: POST /reload answers 400
       ["routes: [ { upstream: a\n", /weir\.yaml: \(root\): /],
       [stringify(withTestDefaults({ ...config(a.url, b.url, "b"), routes: [{ upstream: "nowhere" }] })), /: routes\[0\]\.upstream: unknown upstream "nowhere"/],
       [stringify(withTestDefaults({ ...config(a.url, b.url, "b"), routes: [{ upstream: "b", plugins: [{ use: "./no-such-plugin.ts" }] }] })), /: routes\[0\]\.plugins\[0\]\.use: /],
+      // Valid at start (all defaults), but on a reload it would drop every route.
+      ["\n", /weir\.yaml: \(root\): the config file is empty/],
     ];
     for (const [text, expected] of cases) {
       weir.write(text);
@@ -119,7 +121,7 @@ Invalid("bad YAML, a schema error and a missing plugin: POST /reload answers 400
     }
     // The watcher saw those writes too (debounced, so at least once): each failure is logged with
     // its key paths, none is applied.
-    await until(() => lines.filter((l) => l.msg === "config reload failed; the previous config keeps serving").length >= 4, 5000, "failure logs");
+    await until(() => lines.filter((l) => l.msg === "config reload failed; the previous config keeps serving").length >= 5, 5000, "failure logs");
     const failure = lines.find((l) => Array.isArray(l.problems) && (l.problems as string[]).some((p) => p.startsWith("routes[0].upstream:")));
     assert.ok(failure, "a log line names routes[0].upstream");
     assert.is(weir.rt.generation.id, good);

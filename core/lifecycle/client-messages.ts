@@ -20,6 +20,11 @@ export interface InboundRequest {
   readonly readableDidRead: boolean;
   readonly destroyed: boolean;
   readonly socket: { readonly remoteAddress?: string | undefined; readonly bytesWritten: number };
+  /**
+   * The whole body, when the listener read it with the head (the lean listener); otherwise the
+   * body is the request's stream (node:http's IncomingMessage).
+   */
+  readonly bodyBuffer?: Buffer | undefined;
 }
 
 export interface ClientResponse {

@@ -93,8 +93,11 @@ function forward(host: LifecycleHost, pr: ProxyRequest, res: ClientResponse): vo
   }
   const { gen, req, inbound } = pr;
   // The body is made per attempt: a retry after a connect failure sends a stream nobody read yet.
-  // Requests with a body always come through node:http (the lean listener takes bodiless ones).
-  const body = inbound.chunked ? () => limitedBody(req as IncomingMessage, gen.limits.maxBodyBytes)
+  // A body is a Buffer the lean listener read with the head, or node:http's request stream (the
+  // lean listener takes no chunked body).
+  const buffered = req.bodyBuffer;
+  const body = buffered !== undefined ? () => buffered
+    : inbound.chunked ? () => limitedBody(req as IncomingMessage, gen.limits.maxBodyBytes)
     : inbound.contentLength > 0 ? () => req as IncomingMessage // node:http stops at Content-Length, already checked
     : () => null;
   forwardToUpstream(host, pr, res, body, inbound.chunked || inbound.contentLength > 0);

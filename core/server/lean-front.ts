@@ -4,15 +4,16 @@
  * Why: node:http's server side costs about as much CPU per proxied request as everything Weir
  * does on top of it (measured in bench/: a net + llhttp front before undici is ~1.2x faster than
  * http.createServer before undici). Most requests a gateway sees are the simple kind: HTTP/1.1,
- * no body, the whole head in one TCP read. Those are parsed here with node's own llhttp binding
- * (the parser node:http uses, so the grammar and its strictness are the same) and answered with
+ * the whole request in one TCP read: no body, or a small Content-Length body (an API's JSON)
+ * that came with the head. Those are parsed here with node's own llhttp binding (the parser
+ * node:http uses, so the grammar and its strictness are the same) and answered with
  * LeanRequest/LeanResponse, which cost a fraction of IncomingMessage/ServerResponse.
  *
- * Everything else is handed to node:http, which then owns the connection for good: a head split
- * over reads (slow clients and the headers timeout), any body (Content-Length, chunked, Expect:
- * 100-continue, the request timeout), upgrades (WebSocket, h2c), CONNECT, HTTP/1.0, pipelined
- * requests in one read, more than 32 header fields, anything llhttp refuses (400/431 as node:http
- * answers them). The hand-off puts the read bytes back on the socket (`unshift`) and calls
+ * Everything else is handed to node:http, which then owns the connection for good: a request
+ * split over reads (slow clients and the headers and request timeouts, bodies larger than one
+ * read), chunked bodies, Expect: 100-continue, upgrades (WebSocket, h2c), CONNECT, HTTP/1.0,
+ * pipelined requests in one read, more than 32 header fields, anything llhttp refuses (400/431
+ * as node:http answers them). The hand-off puts the read bytes back on the socket (`unshift`) and calls
  * node:http's own connection listener, so node:http sees the connection as if it were new. It
  * happens only between responses: bytes that arrive while a lean response is in flight are held
  * (the socket paused) until it ends.
@@ -148,7 +149,8 @@ export class LeanConnection implements ResponseSink {
   private method = -1;
   private url = "";
   private headers: string[] | null = null;
-  private simple = false;
+  /** The request's Content-Length (0 without one), or -1 when the request is not for us. */
+  private bodyLength = -1;
   private keepAlive = true;
 
   constructor(
@@ -159,7 +161,7 @@ export class LeanConnection implements ResponseSink {
     p.initialize(HTTPParser.REQUEST, {}, front.settings.maxHeaderBytes, 0);
     p[HTTPParser.kOnHeaders] = this.onHeadersOverflow;
     p[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
-    p[HTTPParser.kOnBody] = this.onBody;
+    p[HTTPParser.kOnBody] = ignoreBody; // read from the chunk itself (see read)
     p[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
     this.parser = p;
     socket.on("data", this.onData);
@@ -187,14 +189,18 @@ export class LeanConnection implements ResponseSink {
   };
 
   private read(chunk: Buffer): void {
-    // Only a whole head and nothing after it; anything else is node:http's (see the file comment).
-    if (chunk.length > this.front.settings.maxHeaderBytes || chunk.indexOf(END_OF_HEAD) !== chunk.length - 4) return this.handOff(chunk);
+    // Only one whole request and nothing after it; anything else is node:http's (see the file
+    // comment). The head must be whole and within the header limit before llhttp sees it.
+    const bodyAt = chunk.indexOf(END_OF_HEAD) + 4;
+    if (bodyAt === 3 || bodyAt > this.front.settings.maxHeaderBytes) return this.handOff(chunk);
     this.messages = 0;
-    this.simple = false;
+    this.bodyLength = -1;
     const parsed = this.parser.execute(chunk);
-    if (parsed !== chunk.length || this.messages !== 1 || !this.simple) return this.handOff(chunk);
+    // One message that used every byte, and whose Content-Length (0 without one) is exactly what
+    // followed the head: trailing bytes could otherwise be a second request's beginning.
+    if (parsed !== chunk.length || this.messages !== 1 || this.bodyLength !== chunk.length - bodyAt) return this.handOff(chunk);
     this.fresh = false;
-    const req = new LeanRequest(methods[this.method]!, this.url, this.headers!, this.socket);
+    const req = new LeanRequest(methods[this.method]!, this.url, this.headers!, this.socket, this.bodyLength > 0 ? chunk.subarray(bodyAt) : undefined);
     this.headers = null;
     const res = new LeanResponse(this, req);
     if (!this.keepAlive) res.shouldKeepAlive = false; // Connection: close
@@ -241,11 +247,7 @@ export class LeanConnection implements ResponseSink {
     this.url = url;
     this.headers = headers;
     this.keepAlive = keepAlive;
-    this.simple = major === 1 && minor === 1 && !upgrade && bodiless(headers);
-  };
-
-  private readonly onBody = (): void => {
-    this.simple = false;
+    this.bodyLength = major === 1 && minor === 1 && !upgrade ? contentLengthOf(headers) : -1;
   };
 
   private readonly onMessageComplete = (): void => {
@@ -280,20 +282,34 @@ export class LeanConnection implements ResponseSink {
   };
 }
 
-/** No body and no 100-continue dance: no Content-Length (or 0), no Transfer-Encoding, no Expect. */
-function bodiless(headers: string[]): boolean {
+const ignoreBody = (): void => undefined;
+
+/**
+ * The Content-Length of a request the fast path can take (0 without one), or -1: a chunked body,
+ * an `Expect` (the 100-continue dance), more than one Content-Length or one that is not plain
+ * digits. node:http and prepareRequest decide what those get.
+ */
+function contentLengthOf(headers: string[]): number {
+  let length = 0, seen = false;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     switch (name.length) {
       case 6:
-        if (name.toLowerCase() === "expect") return false;
+        if (name.toLowerCase() === "expect") return -1;
         break;
       case 14:
-        if (name.toLowerCase() === "content-length" && headers[i + 1] !== "0") return false;
+        if (name.toLowerCase() === "content-length") {
+          const v = headers[i + 1]!;
+          if (seen || !DIGITS.test(v)) return -1;
+          seen = true;
+          length = Number(v);
+        }
         break;
       case 17:
-        if (name.toLowerCase() === "transfer-encoding") return false;
+        if (name.toLowerCase() === "transfer-encoding") return -1;
     }
   }
-  return true;
+  return length;
 }
+
+const DIGITS = /^\d{1,15}$/;

@@ -1,6 +1,6 @@
 /**
  * The request and response objects of the lean listener (lean-front.ts): plain objects, not
- * streams, for a bodiless HTTP/1.1 request whose head arrived whole. They implement what the
+ * streams, for an HTTP/1.1 request that arrived whole in one read (its body, if any, a Buffer). They implement what the
  * lifecycle uses (core/lifecycle/client-messages.ts) with node:http's observable behaviour: the
  * same status line, a Date header when none is given, `Connection: keep-alive` and `Keep-Alive:
  * timeout=N` (or `Connection: close`), chunked framing when there is no Content-Length, no body for
@@ -32,6 +32,8 @@ export class LeanRequest implements InboundRequest {
     readonly url: string,
     readonly rawHeaders: string[],
     readonly socket: Socket,
+    /** The whole body, when it came in the same read as the head. */
+    readonly bodyBuffer: Buffer | undefined,
   ) {}
 
   get destroyed(): boolean {

@@ -17,7 +17,7 @@ import { retryEligible } from "./retry.js";
 import type { Target } from "./target.js";
 
 /** Makes the request body for one attempt (a stream that was not read yet, or null). */
-export type BodySource = () => IncomingMessage | AsyncIterable<Buffer> | null;
+export type BodySource = () => IncomingMessage | AsyncIterable<Buffer> | Buffer | null;
 
 /** Sends a prepared request to its route's upstream and streams the answer to `res`. */
 export function forwardToUpstream(host: LifecycleHost, pr: ProxyRequest, res: ClientResponse, body: BodySource, hasBody: boolean): void {

@@ -180,12 +180,29 @@ Lean("a request sent while another is in flight waits its turn and is answered a
   assert.is(stats(weir).handedOff, before.handedOff);
 });
 
-Lean("a POST after fast-path GETs on the same connection reaches the upstream whole, and the connection goes on", async ({ up, weir }) => {
+Lean("a POST whose body came with its head is answered on the fast path, the body reaching the upstream whole", async ({ up, weir }) => {
+  const before = stats(weir);
+  const c = await openRaw(weir.port);
+  const json = JSON.stringify({ order: 7, items: ["a", "b"], note: "\r\n\r\n inside a body is not a head's end" });
+  c.send(`POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+  assert.is((await c.next()).body, `POST /orders ${Buffer.byteLength(json)}`);
+  assert.is(up.seen.at(-1)!.body.toString(), json);
+  assert.is(up.seen.at(-1)!.headers["content-length"], String(Buffer.byteLength(json)));
+  c.send(GET("/then", weir.port));
+  assert.is((await c.next()).body, "GET /then 0");
+  c.close();
+  assert.is(stats(weir).served, before.served + 2);
+  assert.is(stats(weir).handedOff, before.handedOff);
+});
+
+Lean("a body sent after its head, on a connection that served fast-path GETs, goes to node:http whole, and the connection goes on", async ({ up, weir }) => {
   const before = stats(weir);
   const c = await openRaw(weir.port);
   c.send(GET("/g1", weir.port));
   assert.is((await c.next()).body, "GET /g1 0");
-  c.send(`POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world`);
+  c.send(`POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n`);
+  await new Promise((r) => setTimeout(r, 30));
+  c.send("hello world");
   assert.is((await c.next()).body, "POST /form 11");
   assert.is(up.seen.at(-1)!.body.toString(), "hello world");
   c.send(GET("/g2", weir.port));
@@ -193,6 +210,17 @@ Lean("a POST after fast-path GETs on the same connection reaches the upstream wh
   c.close();
   assert.is(stats(weir).handedOff, before.handedOff + 1);
   assert.is(stats(weir).served, before.served + 1);
+});
+
+Lean("a GET followed by the start of a second request in one read is not taken for a GET with a body", async ({ up, weir }) => {
+  const c = await openRaw(weir.port);
+  c.send(GET("/first", weir.port) + "GET /sec");
+  await new Promise((r) => setTimeout(r, 30));
+  c.send(`ond HTTP/1.1\r\nHost: x\r\n\r\n`);
+  assert.is((await c.next()).body, "GET /first 0");
+  assert.is(up.seen.at(-1)!.body.length + up.seen.at(-2)!.body.length, 0);
+  assert.is((await c.next()).body, "GET /second 0");
+  c.close();
 });
 
 Lean("a head split over two reads, HTTP/1.0, Expect and Upgrade go to node:http and are answered", async ({ weir }) => {

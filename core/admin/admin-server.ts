@@ -40,7 +40,7 @@ const routes: Record<string, Handler> = {
     startedAt: rt.startedAt.toISOString(),
     configFile: rt.configFile,
     listen: rt.addresses().listen,
-    // How many requests the plain-HTTP listeners served on their fast path, and how many
+    // How many requests the listeners served on their fast path, and how many
     // connections they gave to node:http (docs/operations.md, "The lean listener").
     leanListener: rt.leanListenerStats(),
   }],

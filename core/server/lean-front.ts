@@ -1,5 +1,5 @@
 /**
- * The lean listener: the plain-HTTP fast path in front of node:http.
+ * The lean listener: the fast path in front of node:http (and node:https).
  *
  * Why: node:http's server side costs about as much CPU per proxied request as everything Weir
  * does on top of it (measured in bench/: a net + llhttp front before undici is ~1.2x faster than
@@ -17,6 +17,8 @@
  * node:http's own connection listener, so node:http sees the connection as if it were new. It
  * happens only between responses: bytes that arrive while a lean response is in flight are held
  * (the socket paused) until it ends.
+ *
+ * With TLS the same happens on the decrypted stream (node:https's 'secureConnection').
  *
  * The keep-alive timeout of lean connections is kept by a sweep once a second (node:http arms a
  * timer per response); `closeIdle`/`closeAll` serve graceful shutdown as node:http's
@@ -70,15 +72,18 @@ export class LeanFront {
     readonly server: Server,
     readonly handler: Handler,
     settings: LeanSettings,
+    tls = false,
   ) {
     this.settings = settings;
-    // node:http wires itself to 'connection' in its constructor; we take that event and call
-    // node:http's listener ourselves for the connections we hand over.
-    const [listener] = server.listeners("connection") as ((socket: Socket) => void)[];
-    if (listener === undefined) throw new Error("node:http server without a connection listener");
+    // node:http wires itself to 'connection' in its constructor (node:https to 'secureConnection',
+    // once TLS has decrypted the stream); we take that event and call node:http's listener
+    // ourselves for the connections we hand over.
+    const event = tls ? "secureConnection" : "connection";
+    const [listener] = server.listeners(event) as ((socket: Socket) => void)[];
+    if (listener === undefined) throw new Error(`node:http server without a ${event} listener`);
     this.nodeConnectionListener = listener;
-    server.removeListener("connection", listener);
-    server.on("connection", (socket: Socket) => this.connections.add(new LeanConnection(this, socket)));
+    server.removeListener(event, listener);
+    server.on(event, (socket: Socket) => this.connections.add(new LeanConnection(this, socket)));
     server.on("listening", () => {
       this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     });

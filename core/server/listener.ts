@@ -1,7 +1,7 @@
 /**
  * The listeners: one node:http (or https) server per `listen` entry, wired to the lifecycle.
- * A plain-HTTP listener serves simple requests on the lean fast path (lean-front.ts) and hands
- * everything else to node:http; TLS listeners are node:https throughout. node:http parses; we
+ * Every listener serves simple requests on the lean fast path (lean-front.ts) and hands
+ * everything else to node:http (node:https with TLS). node:http parses; we
  * decide what every malformed or slow request gets (CONTRACT §3), always as JSON with a request id.
  */
 import { readFileSync } from "node:fs";
@@ -20,7 +20,7 @@ import { LeanFront, type LeanSettings } from "./lean-front.js";
 
 export interface Listener {
   readonly server: Server;
-  /** The fast path of a plain-HTTP listener (null with TLS, or with WEIR_LEAN_LISTENER=0). */
+  /** The listener's fast path (null with WEIR_LEAN_LISTENER=0). */
   readonly lean: LeanFront | null;
 }
 
@@ -56,8 +56,7 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
     const answered = onClientError(err, socket);
     if (answered) host.unparsedAnswered?.(unmapIPv4((socket as { remoteAddress?: string }).remoteAddress ?? ""), answered.status, answered.requestId, answered.message);
   });
-  const lean = tls || process.env.WEIR_LEAN_LISTENER === "0" ? null
-    : new LeanFront(server, handleRequest, leanSettings(limits));
+  const lean = process.env.WEIR_LEAN_LISTENER === "0" ? null : new LeanFront(server, handleRequest, leanSettings(limits), tls);
   return { server, lean };
 }
 

@@ -301,7 +301,7 @@ export class WeirRuntime implements LifecycleHost {
     return this.inflight;
   }
 
-  /** The lean listeners' counts, summed; null when no listener has one (TLS only, or turned off). */
+  /** The lean listeners' counts, summed; null when they are turned off (WEIR_LEAN_LISTENER=0). */
   leanListenerStats(): { served: number; handedOff: number } | null {
     let any = false, served = 0, handedOff = 0;
     for (const { lean } of this.listeners) {

@@ -84,6 +84,32 @@ Https("a WebSocket upgrade over TLS (wss) is proxied and marked https", async ({
   ws.terminate();
 });
 
+Https("over TLS, simple requests on one connection take the lean fast path and a split body goes to node:https", async ({ weir, up, ca }) => {
+  const before = weir.rt.leanListenerStats()!;
+  const socket = tlsConnect({ host: "127.0.0.1", port: weir.port, ca });
+  await once(socket, "secureConnect");
+  let text = "";
+  socket.on("data", (d: Buffer) => { text += d.toString("latin1"); });
+  const answers = async (n: number) => {
+    const deadline = Date.now() + 3000;
+    while ((text.match(/HTTP\/1\.1 200 OK/g) ?? []).length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  };
+  socket.write("GET /t1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  await answers(1);
+  socket.write("POST /t2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
+  await answers(2);
+  assert.is(up.seen.at(-1)!.body.toString(), "body");
+  assert.is(weir.rt.leanListenerStats()!.served, before.served + 2);
+  socket.write("POST /t3 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+  await new Promise((r) => setTimeout(r, 30));
+  socket.write("split");
+  await answers(3);
+  socket.destroy();
+  assert.is(up.seen.at(-1)!.body.toString(), "split");
+  assert.is(weir.rt.leanListenerStats()!.handedOff, before.handedOff + 1);
+  assert.match(text, /"url":"\/t3"/);
+});
+
 Https("plain HTTP on the TLS port gets no HTTP answer", async ({ weir, up }) => {
   const before = up.seen.length;
   const res = await rawRequest(weir.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", { timeoutMs: 3000 });

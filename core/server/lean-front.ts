@@ -125,16 +125,25 @@ export class LeanFront {
 
   /**
    * Once a second: counts the sweeps each connection has been idle through (a field reset per
-   * response is cheaper than reading a clock), and closes those idle longer than their timeout:
-   * the headers timeout for a connection that never sent a request, the keep-alive timeout
-   * between requests (0: none, as in node:http). So a timeout is kept to within a second.
+   * response is cheaper than reading a clock), and ends those idle longer than their timeout, to
+   * within a second. Between requests that is the keep-alive timeout (0: none), and the
+   * connection just closes, as node:http closes it. A connection that never sent a request has
+   * the headers timeout and gets what node:http gives it: a 408, through the same 'clientError'
+   * handler (listener.ts), which writes Weir's JSON answer and counts it.
    */
   private sweep(): void {
     const { keepAliveTimeoutMs, headersTimeoutMs } = this.settings;
     for (const c of this.connections) {
       if (!c.idle) continue;
       const idleMs = ++c.idleSweeps * SWEEP_MS - SWEEP_MS; // at least this long
-      if (c.fresh ? idleMs >= headersTimeoutMs : keepAliveTimeoutMs > 0 && idleMs >= keepAliveTimeoutMs) c.socket.destroy();
+      if (c.fresh) {
+        if (idleMs < headersTimeoutMs) continue;
+        this.connections.delete(c);
+        const timeout = Object.assign(new Error("no request within the headers timeout"), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
+        this.server.emit("clientError", timeout, c.socket);
+      } else if (keepAliveTimeoutMs > 0 && idleMs >= keepAliveTimeoutMs) {
+        c.socket.destroy();
+      }
     }
   }
 }

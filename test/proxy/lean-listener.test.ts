@@ -283,12 +283,16 @@ Lean("an idle connection is closed after limits.keepAliveTimeout", async ({ weir
   assert.ok(waited >= 900 && waited < 3500, `closed after ${waited} ms (timeout 1 s, swept once a second)`);
 });
 
-Lean("a connection that never sends a request is closed after limits.headersTimeout", async ({ weir }) => {
+Lean("a connection that never sends a request gets a 408 after limits.headersTimeout, as node:http gives it", async ({ weir }) => {
   const c = await openRaw(weir.port);
   const t0 = Date.now();
-  assert.ok(await c.closed(4000), "closed by the server");
+  const r = await c.next({ timeoutMs: 4000 });
   const waited = Date.now() - t0;
-  assert.ok(waited >= 900 && waited < 3500, `closed after ${waited} ms (timeout 1 s, swept once a second)`);
+  assert.is(r.status, 408);
+  assert.is(JSON.parse(r.body).code, "WEIR_ERR_REQUEST_TIMEOUT");
+  assert.is(r.headers["connection"], "close");
+  assert.ok(waited >= 900 && waited < 3500, `answered after ${waited} ms (timeout 1 s, swept once a second)`);
+  assert.ok(await c.closed(2000), "then closed");
 });
 
 Lean("stop() closes idle fast-path connections at once and finishes one in flight", async ({ up }) => {

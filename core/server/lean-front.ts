@@ -37,11 +37,21 @@ interface Parser {
   [callback: number]: unknown;
 }
 interface HttpCommon {
-  HTTPParser: { new (): Parser; REQUEST: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number };
+  HTTPParser: { new (): Parser; prototype: Parser; REQUEST: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number };
   methods: string[];
 }
-// node's internal module, what node:http itself parses with (stable since node 12).
+// node's internal module, what node:http itself parses with (its shape has held since node 12).
 const { HTTPParser, methods } = createRequire(import.meta.url)("_http_common") as HttpCommon;
+
+/**
+ * Whether this node's llhttp binding has the shape the lean listener relies on. It is internal
+ * API: should a node release change it, listeners fall back to node:http alone (listener.ts).
+ */
+export function leanListenerSupported(): boolean {
+  return typeof HTTPParser === "function" && Array.isArray(methods) && typeof HTTPParser.REQUEST === "number" &&
+    [HTTPParser.kOnHeaders, HTTPParser.kOnHeadersComplete, HTTPParser.kOnBody, HTTPParser.kOnMessageComplete].every((k) => typeof k === "number") &&
+    typeof HTTPParser.prototype.execute === "function" && typeof HTTPParser.prototype.initialize === "function";
+}
 
 const END_OF_HEAD = Buffer.from("\r\n\r\n");
 const SWEEP_MS = 1000;

@@ -16,7 +16,7 @@ import { createRequestHandler, expectContinue, type LifecycleHost } from "../lif
 import { replyErrorRaw } from "../lifecycle/local-reply.js";
 import { newRequestId } from "../lifecycle/request-id.js";
 import { createUpgradeHandler } from "../upstream/websocket.js";
-import { LeanFront, type LeanSettings } from "./lean-front.js";
+import { LeanFront, leanListenerSupported, type LeanSettings } from "./lean-front.js";
 
 export interface Listener {
   readonly server: Server;
@@ -56,7 +56,8 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
     const answered = onClientError(err, socket);
     if (answered) host.unparsedAnswered?.(unmapIPv4((socket as { remoteAddress?: string }).remoteAddress ?? ""), answered.status, answered.requestId, answered.message);
   });
-  const lean = process.env.WEIR_LEAN_LISTENER === "0" ? null : new LeanFront(server, handleRequest, leanSettings(limits), tls);
+  const lean = process.env.WEIR_LEAN_LISTENER === "0" || !leanListenerSupported() ? null
+    : new LeanFront(server, handleRequest, leanSettings(limits), tls);
   return { server, lean };
 }
 

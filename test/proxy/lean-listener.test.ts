@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
 import { request } from "undici";
 import { openRaw } from "../support/raw-connection.js";
+import { leanListenerSupported } from "../../core/server/lean-front.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
 import { startWeir, type TestWeir } from "../support/weir.js";
 
@@ -70,6 +71,10 @@ Lean.before(async (ctx) => {
   });
 });
 Lean.after(async (ctx) => { await ctx.weir.stop(); await ctx.up.close(); });
+
+Lean("this node's llhttp binding has the shape the lean listener needs (else listeners fall back to node:http alone)", () => {
+  assert.ok(leanListenerSupported());
+});
 
 Lean("a simple GET is answered on the fast path, framed as node:http frames it", async ({ weir }) => {
   const before = stats(weir);

@@ -22,7 +22,8 @@ interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void; t
 /** The end of the IPC channel a worker talks through: `process` in a cluster worker. */
 export interface IpcChannel {
   readonly connected: boolean;
-  send(message: StoreRequest): unknown;
+  /** process.send's shape: with a callback, a failed send is reported there. */
+  send(message: StoreRequest, sendHandle?: undefined, options?: undefined, callback?: (err: Error | null) => void): unknown;
   on(event: "message", listener: (m: unknown) => void): unknown;
   off(event: "message", listener: (m: unknown) => void): unknown;
 }
@@ -68,7 +69,14 @@ export class IpcStore implements KeyValueStore {
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       try {
-        this.channel.send({ weir: "store", id, op, args });
+        // With a callback a failed send (the primary just died: EPIPE) is reported here, not as an
+        // 'error' event that would crash this worker.
+        this.channel.send({ weir: "store", id, op, args }, undefined, undefined, (err: Error | null) => {
+          if (err && this.pending.delete(id)) {
+            clearTimeout(timer);
+            reject(unavailable(`the primary process could not be reached (${err.message})`));
+          }
+        });
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(id);

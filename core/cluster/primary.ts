@@ -28,6 +28,9 @@ const BACKOFF_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 10_000;
 const IPC_TIMEOUT_MS = 5_000;
 
+/** A send with a callback reports its failure there instead of as an 'error' event. */
+const ignoreSendError = (): void => undefined;
+
 interface Slot {
   index: number;
   worker: Worker | null;
@@ -100,11 +103,22 @@ export class Primary {
     const worker = cluster.fork({ WEIR_CONFIG_FILE: this.configFile, WEIR_WORKER_INDEX: String(slot.index) });
     slot.worker = worker;
     worker.on("exit", (code, signal) => this.onExit(slot, worker, code, signal));
+    // A message sent just as the worker died fails later with EPIPE, emitted as 'error' on the
+    // worker: without a listener that would take the primary, and every other worker, down.
+    worker.on("error", (err: Error) => {
+      this.log.warn({ worker: slot.index, pid: worker.process.pid, err: err.message }, "a message to a worker failed; it is probably dying");
+      this.forgetPending(worker);
+    });
     // Gone before 'exit' is emitted: stop sending it work, and stop waiting for its answers.
     worker.on("disconnect", () => {
       if (slot.worker === worker) slot.ready = false;
-      for (const [id, p] of this.pending) if (p.worker === worker) { this.pending.delete(id); clearTimeout(p.timer); p.resolve(null); }
+      this.forgetPending(worker);
     });
+  }
+
+  /** Stops waiting for a gone worker's answers: its callers get null ("did not answer"). */
+  private forgetPending(worker: Worker): void {
+    for (const [id, p] of this.pending) if (p.worker === worker) { this.pending.delete(id); clearTimeout(p.timer); p.resolve(null); }
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
@@ -133,7 +147,7 @@ export class Primary {
     if (!isFromWorker(m)) return;
     if (m.weir === "store") {
       // A worker gone before its answer: it has nobody left to tell.
-      this.store.answer(m, (r) => { try { if (worker.isConnected()) worker.send(r); } catch { /* see above */ } });
+      this.store.answer(m, (r) => { try { if (worker.isConnected()) worker.send(r, undefined, ignoreSendError); } catch { /* see above */ } });
       return;
     }
     if (m.weir === "ready") {
@@ -167,7 +181,8 @@ export class Primary {
     return new Promise((resolve) => {
       const timer = setTimeout(() => { this.pending.delete(id); resolve(null); }, IPC_TIMEOUT_MS);
       this.pending.set(id, { resolve, timer, worker });
-      try { worker.send({ ...message, id } as ToWorker); } catch { clearTimeout(timer); this.pending.delete(id); resolve(null); }
+      const failed = () => { if (this.pending.delete(id)) { clearTimeout(timer); resolve(null); } };
+      try { worker.send({ ...message, id } as ToWorker, undefined, (err) => { if (err) failed(); }); } catch { failed(); }
     });
   }
 

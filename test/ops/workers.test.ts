@@ -45,7 +45,9 @@ function accessLines(weir: CliProcess): Record<string, unknown>[] {
 
 type WorkerInfo = { index: number; pid: number | null; ready: boolean; restarts: number };
 async function status(admin: string): Promise<{ workers: WorkerInfo[] }> {
-  const res = await fetch(`${admin}/status`, { signal: AbortSignal.timeout(8000) });
+  const res = await fetch(`${admin}/status`, { signal: AbortSignal.timeout(8000) }).catch((err: Error & { cause?: Error }) => {
+    throw new Error(`GET ${admin}/status: ${err.message} (${err.cause?.message ?? "no cause"})`);
+  });
   const body = (await res.json()) as { workers?: WorkerInfo[] };
   return { workers: body.workers ?? [] };
 }
@@ -137,6 +139,25 @@ Workers("a worker killed with SIGKILL under load is replaced, and the listener n
     assert.match(c.weir.output(), /"msg":"worker died; restarting it"/);
     const { exposition: m } = await scrape(c.admin);
     assert.is(m.value("weir_worker_restarts_total"), 1);
+  } finally {
+    c.weir.child.kill("SIGTERM");
+    await c.weir.exited;
+  }
+});
+
+Workers("admin calls racing a worker's death do not take the primary down (a send to a dying worker fails with EPIPE)", async () => {
+  const c = await startCluster(routeTo(up.url));
+  try {
+    for (let round = 0; round < 3; round++) {
+      const victim = (await status(c.admin)).workers[0]!.pid!;
+      process.kill(victim, "SIGKILL");
+      // Every call is forwarded to a worker over IPC: some reach the dying one.
+      const answers = await Promise.all(Array.from({ length: 30 }, () => fetch(`${c.admin}/routes`).then((r) => r.status, () => 0)));
+      assert.ok(answers.every((s) => s === 200 || s === 503 || s === 504), `answers: ${answers.join(",")}`);
+      await until(async () => (await status(c.admin)).workers.every((w) => w.ready && w.pid !== victim), 10_000, "a new worker");
+    }
+    assert.is((await fetch(`${c.admin}/health`)).status, 200);
+    assert.is((await get(`${c.url}/x`)).status, 200);
   } finally {
     c.weir.child.kill("SIGTERM");
     await c.weir.exited;

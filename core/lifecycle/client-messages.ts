@@ -27,6 +27,18 @@ export interface InboundRequest {
   readonly bodyBuffer?: Buffer | undefined;
 }
 
+/**
+ * Whether part of the request's body may still be on its way: an answer given now must close the
+ * connection, or those bytes would be read as the next request. A request without a body has
+ * nothing pending even while node:http has not yet marked it complete (it emits 'request' before
+ * it has seen the end of a bodiless message), so a 404 or a 503 keeps the connection.
+ */
+export function bodyPending(req: InboundRequest): boolean {
+  if (req.complete) return false;
+  const h = req.headers;
+  return h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0");
+}
+
 export interface ClientResponse {
   /** True once writeHead was called. */
   readonly headersSent: boolean;
@@ -35,7 +47,7 @@ export interface ClientResponse {
   readonly writableEnded: boolean;
   /** Set to false before writeHead to close the connection after this response. */
   shouldKeepAlive: boolean;
-  readonly req: { readonly complete: boolean };
+  readonly req: InboundRequest;
   writeHead(status: number, headers: string[] | OutgoingHttpHeaders): unknown;
   /**
    * writeHead for headers known to be well-formed (an upstream's, which undici's parser checked):

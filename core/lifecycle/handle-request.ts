@@ -3,7 +3,7 @@
  * target's undici pool -> stream the answer back. Local replies for everything that goes wrong.
  */
 import type { IncomingMessage } from "node:http";
-import type { ClientResponse, InboundRequest } from "./client-messages.js";
+import { bodyPending, type ClientResponse, type InboundRequest } from "./client-messages.js";
 import { ErrorCodes } from "../errors.js";
 import type { Generation } from "../config/generation.js";
 import { forwardToUpstream } from "../upstream/exchange.js";
@@ -33,7 +33,7 @@ export function createRequestHandler(host: LifecycleHost, tls: boolean) {
     if (host.draining) res.shouldKeepAlive = false;
     const pr = prepareRequest(gen, req, tls);
     if (!(pr instanceof ProxyRequest)) {
-      replyError(res, pr.status, pr.code, pr.message, pr.requestId, pr.close || !req.complete);
+      replyError(res, pr.status, pr.code, pr.message, pr.requestId, pr.close || bodyPending(req));
       host.requestFinished(gen, null, pr.status, null, { req, rejection: pr });
       return;
     }

@@ -5,7 +5,7 @@
  * Policies are compiled per upstream (upstream.ts); this file only applies them.
  */
 import type { IncomingMessage } from "node:http";
-import type { ClientResponse } from "../lifecycle/client-messages.js";
+import { bodyPending, type ClientResponse } from "../lifecycle/client-messages.js";
 import { ErrorCodes, type ErrorCode } from "../errors.js";
 import { finishRequest, type LifecycleHost } from "../lifecycle/handle-request.js";
 import type { ResponseState } from "../plugin-host/plugin-chain.js";
@@ -99,7 +99,7 @@ class Exchange implements ProxyHandlerHooks {
   };
 
   reject(status: number, code: ErrorCode, message: string): void {
-    replyError(this.res, status, code, message, this.pr.requestId, !this.pr.req.complete);
+    replyError(this.res, status, code, message, this.pr.requestId, bodyPending(this.pr.req));
     this.finish(status, null);
   }
 

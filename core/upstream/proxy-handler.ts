@@ -8,7 +8,7 @@
  * Backpressure: onData returns false when the client socket is full, undici pauses reading the
  * upstream until we call `resume` on the client's 'drain'.
  */
-import type { ClientResponse } from "../lifecycle/client-messages.js";
+import { bodyPending, type ClientResponse } from "../lifecycle/client-messages.js";
 import { ErrorCodes } from "../errors.js";
 import { replyError, replyLocal } from "../lifecycle/local-reply.js";
 import type { ResponseState } from "../plugin-host/plugin-chain.js";
@@ -191,7 +191,7 @@ export class ProxyHandler {
     }
     const fault = faultOf(err);
     if (this.hooks.retryable?.(fault.status, err)) return this.handOver(fault.status, err);
-    replyError(res, fault.status, fault.code, fault.message, this.requestId, !res.req.complete);
+    replyError(res, fault.status, fault.code, fault.message, this.requestId, bodyPending(res.req));
     this.hooks.done(fault.status, err);
   }
 

@@ -6,7 +6,8 @@
  *
  * Environment: BENCH_SECONDS (5) per run, BENCH_ROUNDS (3), BENCH_ONLY=name,name,
  * BENCH_CONNECTIONS (50), BENCH_WARMUP seconds per proxy (1), BENCH_JSON=FILE (write the results),
- * BENCH_KEEP=1 (keep the temp dir with the generated configs), BENCH_WITHOUT=nginx,wrk (pretend
+ * BENCH_KEEP=1 (keep the temp dir with the generated configs), BENCH_BODY_BYTES=N (POST a JSON
+ * body of about N bytes instead of GET, e.g. 100 for an API call), BENCH_WITHOUT=nginx,wrk (pretend
  * they are missing), BENCH_PLUGIN_COSTS=0 / BENCH_REDIS=0 (skip the built-ins' sections after the
  * proxy table). See docs/benchmarks.md.
  */
@@ -44,6 +45,15 @@ function envNumber(name: string, fallback: number): number {
 }
 
 const say = (line = "") => process.stdout.write(line + "\n");
+
+/** A JSON body of about `bytes` bytes and the wrk script that POSTs it; undefined for GET. */
+function bodyLoad(bytes: number, dir: string): LoadOptions["body"] {
+  if (bytes <= 0) return undefined;
+  const text = JSON.stringify({ order: 7, note: "x".repeat(Math.max(0, Math.round(bytes) - 24)) });
+  const wrkScript = join(dir, "post.lua");
+  writeFileSync(wrkScript, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(text)}\nwrk.headers["Content-Type"] = "application/json"\n`);
+  return { text, wrkScript };
+}
 
 async function main(): Promise<number> {
   const seconds = Math.max(1, Math.round(envNumber("BENCH_SECONDS", 5)));
@@ -120,7 +130,9 @@ async function main(): Promise<number> {
     }
     if (running.length === 0) { say("bench: nothing to measure"); return 1; }
 
-    const loadOf = (p: RunningProxy, secs: number): LoadOptions => ({ url: p.url + "/", connections, threads: 1, seconds: secs, pin: pinLoad, track: (c) => children.adopt(c), headers: p.headers });
+    const body = bodyLoad(envNumber("BENCH_BODY_BYTES", 0), dir("load"));
+    if (body) say(`bench: every request is a POST with a ${Buffer.byteLength(body.text)}-byte JSON body (BENCH_BODY_BYTES)`);
+    const loadOf = (p: RunningProxy, secs: number): LoadOptions => ({ url: p.url + "/", connections, threads: 1, seconds: secs, pin: pinLoad, track: (c) => children.adopt(c), headers: p.headers, body });
     if (warmup > 0) for (const r of running) await load(loadOf(r.p, warmup));
 
     // Interleaved rounds, rotating the order so that no proxy always runs first (or last).

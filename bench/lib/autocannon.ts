@@ -2,7 +2,8 @@
 import { runParsed, type LoadOptions, type LoadResult } from "./wrk.js";
 
 export function runAutocannon(autocannon: string, o: LoadOptions): Promise<LoadResult> {
-  const argv = [...(o.pin ?? []), autocannon, "-c", String(o.connections), "-d", String(o.seconds), "--json", o.url];
+  const post = o.body ? ["-m", "POST", "-b", o.body.text, "-H", "content-type=application/json"] : [];
+  const argv = [...(o.pin ?? []), autocannon, "-c", String(o.connections), "-d", String(o.seconds), "--json", ...post, o.url];
   return runParsed(argv, o.seconds, parse, o.track);
 }
 

@@ -14,6 +14,8 @@ export interface LoadOptions {
   track?: (proc: ChildProcess) => void;
   /** Request headers to send (a scenario behind key-auth needs its key). */
   headers?: Record<string, string>;
+  /** Send POSTs with this JSON body instead of GETs (BENCH_BODY_BYTES). */
+  body?: { text: string; wrkScript: string };
 }
 
 export interface LoadResult {
@@ -27,7 +29,8 @@ export interface LoadResult {
 
 export function runWrk(wrk: string, o: LoadOptions): Promise<LoadResult> {
   const headers = Object.entries(o.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
-  const argv = [...(o.pin ?? []), wrk, `-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, "--latency", "--timeout", "5s", ...headers, o.url];
+  const script = o.body ? ["-s", o.body.wrkScript] : [];
+  const argv = [...(o.pin ?? []), wrk, `-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, "--latency", "--timeout", "5s", ...script, ...headers, o.url];
   return runParsed(argv, o.seconds, parseWrk, o.track);
 }
 

@@ -2,8 +2,8 @@
  * What the lifecycle needs of a client's request and of the response to it. node:http's
  * IncomingMessage and ServerResponse satisfy these; so do the lean listener's LeanRequest and
  * LeanResponse (core/server/lean-response.ts), which serve the common HTTP/1.1 request that came
- * whole in one read without node:http's per-request objects. Keeping the lifecycle to this surface is what lets
- * both listeners share it.
+ * whole in one read without node:http's per-request objects. Keeping the lifecycle to this
+ * surface is what lets both listeners share it.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 

@@ -1,8 +1,8 @@
 /**
  * The listeners: one node:http (or https) server per `listen` entry, wired to the lifecycle.
  * Every listener serves simple requests on the lean fast path (lean-front.ts) and hands
- * everything else to node:http (node:https with TLS). node:http parses; we
- * decide what every malformed or slow request gets (CONTRACT §3), always as JSON with a request id.
+ * everything else to node:http (node:https with TLS), which parses it; we decide what every
+ * malformed or slow request gets (CONTRACT §3), always as JSON with a request id.
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";

@@ -1,10 +1,11 @@
 /**
- * An experiment, not a product: what a Node proxy costs without node:http on the client side. The
+ * An experiment, the one Weir's lean listener (core/server/lean-front.ts) grew out of: what a
+ * Node proxy costs without node:http on the client side, with none of Weir's work. The
  * front is a `net` server feeding node's own llhttp binding (`HTTPParser` from `_http_common`,
  * what node:http uses underneath) and writing each response as one buffer; upstream is undici
  * `dispatch` as in Weir. GET only, no hygiene, no keep-alive bookkeeping beyond HTTP/1.1's
- * default: it measures how much of a request's CPU the node:http server side costs, i.e. how far
- * below the `undici-dispatch` floor a leaner listener could take Weir (issue 2's 1.6x target).
+ * default: it measures how much of a request's CPU the node:http server side costs, and so how
+ * much of Weir's cost on the lean listener is Weir's own work.
  *   node dist/bench/proxies/lean-front.js UPSTREAM_URL
  */
 import { createServer } from "node:net";

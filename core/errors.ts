@@ -15,6 +15,10 @@ export const ErrorCodes = {
   HEADERS_TOO_LARGE: "WEIR_ERR_HEADERS_TOO_LARGE",
   REQUEST_TIMEOUT: "WEIR_ERR_REQUEST_TIMEOUT",
   PLUGIN_FAILED: "WEIR_ERR_PLUGIN_FAILED",
+  /** The plugin failed repeatedly and is skipped for a cooldown (its entry's onError applies). */
+  PLUGIN_DEGRADED: "WEIR_ERR_PLUGIN_DEGRADED",
+  /** This version of the plugin crashed its isolate repeatedly and is held back. */
+  PLUGIN_QUARANTINED: "WEIR_ERR_PLUGIN_QUARANTINED",
   UPSTREAM_UNREACHABLE: "WEIR_ERR_UPSTREAM_UNREACHABLE",
   UPSTREAM_RESET: "WEIR_ERR_UPSTREAM_RESET",
   UPSTREAM_BAD_RESPONSE: "WEIR_ERR_UPSTREAM_BAD_RESPONSE",

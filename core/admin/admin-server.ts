@@ -73,6 +73,8 @@ const routes: Record<string, Handler> = {
       errors: [...(slot.reloadError ? [{ at: null, hook: "reload", message: slot.reloadError }] : []), ...i.errors],
       calls: i.calls,
       failures: i.failures,
+      skipped: i.skipped,
+      ...(i.quarantined !== null ? { quarantined: i.quarantined } : {}),
       logDropped: i.logDropped,
       memory: { heapUsedBytes: i.heapUsed(), limitMb: i.limits.memoryMb },
       limits: i.limits,

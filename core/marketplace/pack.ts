@@ -18,7 +18,8 @@ export interface PackOptions {
 
 export async function packPlugin(source: string, out: string, o: PackOptions): Promise<PluginPackage> {
   const compiled = await compilePlugin(source);
-  const sandbox = await SandboxIsolate.create({ memoryMb: 64, code: compiled.code, filename: compiled.file, hostCall: async () => JSON.stringify({ error: "no capabilities while packing" }) });
+  // WebAssembly is there so that a plugin that uses it can be packed (its manifest says whether it asks for it).
+  const sandbox = await SandboxIsolate.create({ memoryMb: 64, wasm: true, code: compiled.code, filename: compiled.file });
   let declared: { name?: string; version?: string; hooks?: string[]; permissions?: PackageManifest["permissions"]; configSchema?: Record<string, unknown> | null; error?: string };
   try {
     declared = JSON.parse(sandbox.manifestJson);

@@ -1,5 +1,6 @@
 /**
- * The host side of the capabilities a plugin may call (`ctx.store`, `ctx.fetch`, `ctx.jwt`).
+ * The host side of the capabilities a plugin may ask for (`ctx.store`, `ctx.fetch`, `ctx.jwt`,
+ * `ctx.rateLimit`).
  * Each instance gets its own HostCall bound to its granted permissions and its store namespace;
  * the sandbox checks permissions too, but this is the check that counts.
  * Results cross back as JSON strings: `{ok: value}` or `{error: message}`.
@@ -11,10 +12,9 @@ import { request } from "undici";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { recordStoreError, storeDownDecision } from "../store/gcra.js";
 import { jwksFor } from "./jwks-cache.js";
-import { incrementMetric, observeMetric } from "./plugin-metrics.js";
-import type { HostCall } from "./sandbox-isolate.js";
+import type { HostCall } from "./plugin-instance.js";
 
-export interface Granted { store?: boolean; fetch?: string[]; jwt?: boolean }
+export interface Granted { store?: boolean; fetch?: string[]; jwt?: boolean; wasm?: boolean }
 
 const FETCH_MAX_BYTES = 1024 * 1024;
 const FETCH_DEFAULT_TIMEOUT_MS = 2000;
@@ -25,7 +25,7 @@ const SYMMETRIC = ["HS256", "HS384", "HS512"];
 export function createHostCall(pluginName: string, granted: Granted, store: () => KeyValueStore): HostCall {
   const ns = `weir:${pluginName}:`;
   const origins = new Set((granted.fetch ?? []).map((o) => new URL(o).origin));
-  const asyncCall: HostCall = async (name, argsJson) => {
+  const asyncCall = async (name: string, argsJson: string): Promise<string> => {
     try {
       const args = JSON.parse(argsJson) as unknown[];
       let ok: unknown;
@@ -61,38 +61,22 @@ export function createHostCall(pluginName: string, granted: Granted, store: () =
     }
   };
   /**
-   * `ctx.rateLimit` is called by the sandbox with a synchronous Reference call and answered at
-   * once from the in-process store (a few µs), so the plugin's hook stays synchronous (ANCHORS.md:
-   * an async hook costs 50-100 µs). With Redis the answer is `{async: true}` and the sandbox
-   * makes the async call "rateLimit.async" instead.
+   * `ctx.rateLimit` against the in-process store is answered at once (a few µs; the answer goes
+   * back to the plugin in the next crossing); against Redis or the workers' shared store it is
+   * the async count above.
    */
-  const rateLimitSync = (argsJson: string): string => {
+  const rateLimit = (argsJson: string): string | Promise<string> => {
     try {
       need(granted.store, "rateLimit");
       const s = store();
-      if (s.kind !== "memory") return '{"async":true}';
+      if (s.kind !== "memory") return asyncCall("rateLimit.async", argsJson);
       const a = rateLimitArgs(JSON.parse(argsJson) as unknown[]);
       return JSON.stringify({ ok: s.rateLimit(ns + "rl:" + a.key, a.limit, a.windowMs) });
     } catch (err) {
       return JSON.stringify({ error: String((err as Error)?.message ?? err) });
     }
   };
-  /** `ctx.metrics` (plugin-metrics.ts): synchronous, no permission (bounded cardinality instead). */
-  const metricsSync = (name: string, argsJson: string): string => {
-    try {
-      const a = JSON.parse(argsJson) as [string, number, Record<string, unknown> | undefined];
-      if (name === "metrics.increment") incrementMetric(pluginName, str(a[0]), typeof a[1] === "number" ? a[1] : 1, a[2] ?? undefined);
-      else observeMetric(pluginName, str(a[0]), Number(a[1]), a[2] ?? undefined);
-      return '{"ok":null}';
-    } catch (err) {
-      return JSON.stringify({ error: String((err as Error)?.message ?? err) });
-    }
-  };
-  // A HostCall answers with a Promise, except the synchronous capabilities which answer with the
-  // string itself (the sandbox reaches those through applySync, where a Promise cannot cross).
-  return ((name: string, argsJson: string) => (name === "rateLimit" ? rateLimitSync(argsJson)
-    : name === "metrics.increment" || name === "metrics.observe" ? metricsSync(name, argsJson)
-    : asyncCall(name, argsJson))) as HostCall;
+  return (name: string, argsJson: string) => (name === "rateLimit" ? rateLimit(argsJson) : asyncCall(name, argsJson));
 }
 
 function rateLimitArgs(args: unknown[]): { key: string; limit: number; windowMs: number; policy: "open" | "closed" } {

@@ -7,7 +7,6 @@
  * be tokens and values free of CR, LF and NUL; statuses must be 100-599. A failing plugin applies
  * its entry's onError: `closed` answers 500, `open` skips it.
  */
-import { ErrorCodes } from "../errors.js";
 import { HOP_BY_HOP } from "../lifecycle/hop-by-hop.js";
 import type { ProxyRequest } from "../lifecycle/prepare-request.js";
 import { PluginFailure, type PluginInstance } from "./plugin-instance.js";
@@ -240,7 +239,7 @@ export class PluginChain {
     if (!set) failedAt.set(pr, (set = new Set()));
     set.add(i);
     if (this.slots[i]!.entry.onError === "open") return CONTINUE;
-    return jsonError(500, ErrorCodes.PLUGIN_FAILED, `the plugin "${f.plugin}" failed in ${f.hook}`, pr.requestId);
+    return jsonError(500, f.code, `the plugin "${f.plugin}" failed in ${f.hook}`, pr.requestId);
   }
 }
 

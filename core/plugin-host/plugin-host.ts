@@ -15,13 +15,23 @@ import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { createHostCall, type Granted } from "./capabilities.js";
 import { compilePlugin, PluginCompileError, type CompiledPlugin } from "./compile-plugin.js";
-import { PluginFailure, PluginInstance, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
+import { PluginFailure, PluginInstance, type InstanceEvents, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
 import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
 import semver from "semver";
 import { checkBundleMatches, loadPackagedPlugin, type LoadPolicy } from "../marketplace/load-package.js";
 import { DEFAULT_MAX_PACKAGE_BYTES, PackageError } from "../marketplace/package-format.js";
 
-export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000 } as const;
+export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000, loadTimeoutMs: 2000 } as const;
+
+/** A version quarantined after this many fatal isolate errors within the window. */
+export const QUARANTINE_AFTER = 2;
+export const QUARANTINE_WINDOW_MS = 10 * 60_000;
+
+/** A plugin version V8 gave up on. */
+export interface FatalPluginEvent { plugin: string; version: string; hash: string; file: string; at: string; reason: string }
+
+/** A quarantined plugin version. */
+export interface QuarantineEntry { hash: string; plugin: string; version: string; reason: string; since: string }
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, verbose: true }); // verbose: parentSchema names the known keys
 
@@ -53,6 +63,16 @@ export class PluginHost {
   private policy: LoadPolicy = { requireSigned: false, trustedPublishers: {}, maxPackageBytes: DEFAULT_MAX_PACKAGE_BYTES };
   /** Called for every plugin failure (metrics, logs). */
   onFailure: (slotName: string, failure: PluginFailure) => void = () => undefined;
+  /**
+   * Called when V8 gave up on a plugin's isolate (an allocation it could not survive). The worker
+   * of a supervised Weir reports it to the primary, which quarantines a version that does it
+   * twice within ten minutes on every worker.
+   */
+  onFatal: (e: FatalPluginEvent) => void = () => undefined;
+  /** The versions held back, by bundle hash. */
+  private quarantine = new Map<string, QuarantineEntry>();
+  /** Fatal events per bundle hash (times, ms), for the local quarantine rule. */
+  private readonly fatalAt = new Map<string, number[]>();
   /** Where ctx.log lines written in onLog go (request-phase lines go through the generation). */
   onPluginLog: (plugin: string, lines: unknown) => void = () => undefined;
 
@@ -93,6 +113,7 @@ export class PluginHost {
         memoryMb: entry.limits?.memoryMb ?? PLUGIN_DEFAULTS.memoryMb,
         timeoutMs: entry.limits?.timeoutMs ?? PLUGIN_DEFAULTS.timeoutMs,
         asyncTimeoutMs: entry.limits?.asyncTimeoutMs ?? PLUGIN_DEFAULTS.asyncTimeoutMs,
+        loadTimeoutMs: entry.limits?.loadTimeoutMs ?? PLUGIN_DEFAULTS.loadTimeoutMs,
       };
       if (policy.requireSigned && !builtin && !file.endsWith(".weirpkg")) {
         problems.push({ file: configFile, path: `${at}.use`, message: "requireSigned is on: a plugin must be a built-in or a signed .weirpkg package (weir plugin pack, then sign)" });
@@ -140,6 +161,44 @@ export class PluginHost {
     if (this.options.watch) for (const s of slots.values()) this.watchSources(s.entry.file);
   }
 
+  /**
+   * Holds back the listed versions (by bundle hash) on every entry that runs them: each is handled
+   * per its entry's onError without running; `/plugins` shows `state: quarantined`. A version not
+   * in the list (a changed file) runs.
+   */
+  setQuarantine(entries: QuarantineEntry[]): void {
+    this.quarantine = new Map(entries.map((e) => [e.hash, e]));
+    for (const s of this.slots.values()) s.current.quarantined = this.quarantine.get(s.current.compiled.hash)?.reason ?? null;
+  }
+
+  /** The versions held back now. */
+  quarantined(): QuarantineEntry[] {
+    return [...this.quarantine.values()];
+  }
+
+  private events(info: EntryInfo): InstanceEvents {
+    return {
+      failed: (inst, failure) => this.onFailure(inst.name, failure),
+      fatal: (inst, reason) => {
+        const hash = inst.compiled.hash;
+        const e: FatalPluginEvent = { plugin: inst.name, version: inst.manifest.version, hash, file: info.file, at: info.at, reason };
+        this.log.error({ ...e }, "V8 gave up on a plugin's isolate; it was replaced");
+        // The same rule the primary applies across workers, for this process alone (and for a Weir
+        // run in-process, without a primary).
+        const now = Date.now();
+        const times = (this.fatalAt.get(hash) ?? []).filter((t) => now - t < QUARANTINE_WINDOW_MS);
+        times.push(now);
+        this.fatalAt.set(hash, times);
+        if (times.length >= QUARANTINE_AFTER && !this.quarantine.has(hash)) {
+          const entry: QuarantineEntry = { hash, plugin: inst.name, version: inst.manifest.version, reason: `${times.length} fatal isolate errors within ${QUARANTINE_WINDOW_MS / 60_000} minutes (last: ${reason})`, since: new Date().toISOString() };
+          this.setQuarantine([...this.quarantine.values(), entry]);
+          this.log.error({ plugin: entry.plugin, version: entry.version, hash, reason: entry.reason }, "plugin version quarantined");
+        }
+        this.onFatal(e);
+      },
+    };
+  }
+
   /** Every live slot (for /plugins and metrics). */
   all(): PluginSlot[] {
     return [...this.slots.values()];
@@ -182,8 +241,9 @@ export class PluginHost {
         }
       }
       return { configJson: JSON.stringify(config), grantedJson: JSON.stringify(granted) };
-    }, (inst, failure) => this.onFailure(inst.name, failure));
+    }, this.events(info), entry.permissions?.wasm === true);
     instance.onLogOutput = (inst, lines) => this.onPluginLog(inst.name, lines);
+    instance.quarantined = this.quarantine.get(compiled.hash)?.reason ?? null;
     return instance;
   }
 
@@ -287,6 +347,7 @@ function grantsFor(manifest: PluginManifest, entry: PluginEntryConfig, builtin: 
   const out: Granted = {};
   if (asked.store) { if (builtin || grant.store) out.store = true; else missing.push("store: true"); }
   if (asked.jwt) { if (builtin || grant.jwt) out.jwt = true; else missing.push("jwt: true"); }
+  if (asked.wasm) { if (grant.wasm) out.wasm = true; else missing.push("wasm: true"); }
   if (asked.fetch?.length) {
     const allowed = (builtin ? asked.fetch : asked.fetch.filter((o) => grant.fetch?.includes(o)));
     const notGranted = asked.fetch.filter((o) => !allowed.includes(o));

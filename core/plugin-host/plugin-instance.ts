@@ -1,11 +1,15 @@
 /**
  * One plugin entry of a config (a `use:` line with its config, limits and permissions) running in
  * its own isolate. It turns every way a plugin can fail — a throw, a timeout, running out of
- * memory, a promise that never settles, a bad result — into a PluginFailure value, rebuilds its
- * isolate when V8 disposed it, and keeps the counters `/plugins` and the metrics show.
+ * memory, a promise that never settles, a bad result, an isolate V8 gave up on — into a
+ * PluginFailure value, replaces its isolate when it cannot be used again, skips a plugin that
+ * keeps failing for a cooldown (`degraded`), holds back a quarantined version, and keeps the
+ * counters `/plugins` and the metrics show. Calls reach the isolate through IsolateCalls, never
+ * synchronously.
  */
 import type { CompiledPlugin } from "./compile-plugin.js";
-import { SandboxIsolate, type HostCall } from "./sandbox-isolate.js";
+import { SandboxIsolate } from "./sandbox-isolate.js";
+import { IsolateCalls, STUCK_MARGIN_MS, type CallFault, type CallOutcome } from "./isolate-calls.js";
 import { incrementMetric, observeMetric } from "./plugin-metrics.js";
 import type { HookTimer } from "../metrics/plugin-metrics.js";
 
@@ -17,31 +21,44 @@ export interface PluginManifest {
   version: string;
   hooks: ("onRequest" | "onResponse" | "onLog")[];
   configSchema: Record<string, unknown> | null;
-  permissions: { store?: boolean; fetch?: string[]; jwt?: boolean };
+  permissions: { store?: boolean; fetch?: string[]; jwt?: boolean; wasm?: boolean };
 }
 
 export interface InstanceLimits {
   memoryMb: number;
   /**
-   * Time limit of one synchronous hook run. isolated-vm measures it as elapsed time on the calling
-   * thread (its cpuTime is wall time too; measured here), so a busy host eats into it.
+   * Time limit of one hook call in the isolate (isolated-vm counts elapsed time on the isolate's
+   * thread). A call that V8 cannot stop gives up its isolate `STUCK_MARGIN_MS` later.
    */
   timeoutMs: number;
   /** Wall-clock limit of an async hook (awaiting the store, fetch, jwt). */
   asyncTimeoutMs: number;
+  /** Time limit of the plugin's top-level code when it loads. */
+  loadTimeoutMs?: number;
 }
 
 /** A hook's outcome that is not a result: the caller applies the entry's onError. */
 export class PluginFailure {
-  constructor(readonly plugin: string, readonly hook: string, readonly message: string) {}
+  constructor(readonly plugin: string, readonly hook: string, readonly message: string, readonly code = "WEIR_ERR_PLUGIN_FAILED") {}
 }
 
-export type InstanceState = "active" | "degraded" | "rebuilding" | "failed";
+export type InstanceState = "active" | "degraded" | "rebuilding" | "failed" | "quarantined";
 
-const DEGRADED_AFTER = 5;
+/** What the host hears from an instance. */
+export interface InstanceEvents {
+  /** A call failed (metrics, logs). */
+  failed(instance: PluginInstance, failure: PluginFailure): void;
+  /** V8 gave up on the instance's isolate (see SandboxOptions.onCatastrophe). */
+  fatal(instance: PluginInstance, reason: string): void;
+}
+
+/** Consecutive failures after which a plugin is skipped for a cooldown. */
+export const DEGRADED_AFTER = 5;
+/** The first cooldown; it doubles while the plugin keeps failing when tried again, up to the max. */
+export const DEGRADED_COOLDOWN_MS = 5_000;
+export const DEGRADED_COOLDOWN_MAX_MS = 300_000;
 const MAX_ERRORS_KEPT = 10;
 const MAX_LOG_QUEUE = 10_000;
-const LOG_BATCH = 32;
 /** How long a retired instance may keep running the onLog calls queued before its retirement. */
 const LOG_DRAIN_MS = 5000;
 
@@ -49,26 +66,38 @@ export class PluginInstance {
   private sandbox: SandboxIsolate | null;
   private rebuilding: Promise<void> | null = null;
   private consecutiveFailures = 0;
+  /** While degraded: skipped until this time (performance.now()). */
+  private degradedUntil = 0;
+  private cooldownMs = DEGRADED_COOLDOWN_MS;
+  /** After a cooldown, one call tries the plugin again; the others are skipped until it is back. */
+  private probing = false;
+  /** Why this version is held back (quarantine), or null. */
+  quarantined: string | null = null;
+  private readonly calls_: IsolateCalls;
+  /** Bytes of WebAssembly memory the isolate last reported. */
+  private wasmBytes = 0;
   /** Requests that hold this instance (for draining before dispose on hot reload). */
   inflight = 0;
   retired = false;
   failures = 0;
   calls = 0;
+  /** Calls skipped because the plugin was degraded or quarantined. */
+  skipped = 0;
   readonly errors: { at: string; hook: string; message: string }[] = [];
 
   readonly hasRequest: boolean;
   readonly hasResponse: boolean;
   readonly hasLog: boolean;
-  private logQueue: string[] = [];
-  private logScheduled = false;
-  /** A batch of onLog calls is running in the isolate. */
-  private logRunning = false;
   /** Retired with onLog calls still queued: disposed once they ran (see dispose). */
   private disposeWhenDrained = false;
+  private disposing = false;
   /** onLog calls dropped because the queue was full (the plugin could not keep up). */
   logDropped = 0;
+  private logQueued = 0;
   /** Hook durations for the metrics; set by the runtime, carried over by PluginSlot.swap. */
   timing: HookTimer | null = null;
+  /** Logs a plugin asked for in onLog reach the host log through this. */
+  onLogOutput: (instance: PluginInstance, logs: unknown) => void = () => undefined;
 
   private constructor(
     readonly compiled: CompiledPlugin,
@@ -78,126 +107,49 @@ export class PluginInstance {
     readonly limits: InstanceLimits,
     private readonly hostCall: HostCall,
     sandbox: SandboxIsolate,
-    private readonly onError: (instance: PluginInstance, failure: PluginFailure) => void,
+    private readonly events: InstanceEvents,
+    private readonly wasm: boolean,
   ) {
     this.sandbox = sandbox;
     this.hasRequest = manifest.hooks.includes("onRequest");
     this.hasResponse = manifest.hooks.includes("onResponse");
     this.hasLog = manifest.hooks.includes("onLog");
-  }
-
-  /**
-   * Queues an onLog call. The queue is bounded (ANCHORS.md: an unbounded queue of calls into an
-   * isolate ran it out of memory): what overflows is dropped and counted.
-   */
-  enqueueLog(packed: string): void {
-    if (this.logQueue.length >= MAX_LOG_QUEUE) { this.logDropped++; return; }
-    this.logQueue.push(packed);
-    if (!this.logScheduled && !this.logRunning) {
-      this.logScheduled = true;
-      setImmediate(this.flushLogs);
-    }
-  }
-
-  /**
-   * Runs the next batch of queued onLog calls. One batch at a time, on the isolate's own thread
-   * (runBatchAsync): a slow onLog used to run here synchronously, on the event loop, so every
-   * request waited behind it and the queue never filled (it paced the proxy at the onLog's speed).
-   * Now requests go on while the isolate works; a plugin that cannot keep up fills its queue and
-   * what overflows is dropped and counted.
-   */
-  private readonly flushLogs = (): void => {
-    this.logScheduled = false;
-    if (this.logRunning) return;
-    if (this.logQueue.length === 0) {
-      if (this.disposeWhenDrained) this.dispose();
-      return;
-    }
-    if (this.retired && !this.sandbox) { this.logDropped += this.logQueue.length; this.logQueue = []; return; }
-    // Up to LOG_BATCH queued calls cross into the isolate at once: the crossing is most of the
-    // cost of a small onLog hook.
-    const batch = this.logQueue.splice(0, LOG_BATCH);
-    this.logRunning = true;
-    void this.runBatch("onLog", batch).then((results) => {
-      for (const r of results) {
-        if (r instanceof Promise) void r.then((v) => this.logResult(v));
-        else this.logResult(r);
-      }
-    }).finally(() => {
-      this.logRunning = false;
-      this.flushLogs();
+    this.calls_ = new IsolateCalls({
+      sandbox: () => this.sandbox,
+      timeoutMs: limits.timeoutMs,
+      asyncTimeoutMs: limits.asyncTimeoutMs,
+      capability: (name, args) => this.hostCall(name, args),
+      extras: (_hook, json) => this.extras(json),
+      wasmBytes: (bytes) => this.checkWasm(bytes),
+      replace: () => this.rebuild(),
     });
-  };
-
-  /** Runs queued calls of one hook in one crossing, with the time limit of all of them. */
-  private async runBatch(hook: string, packed: string[]): Promise<(string | Promise<string | PluginFailure> | PluginFailure)[]> {
-    const sandbox = this.sandbox;
-    if (!sandbox || sandbox.disposed) return [this.fail(hook, "the plugin's isolate is being rebuilt after a failure")];
-    this.calls += packed.length;
-    const started = performance.now();
-    let rs: string[];
-    try {
-      // The batch's limit grows with its size, but stays near one call's: a synchronous hook of
-      // the same plugin waits for the isolate while a batch runs (a runaway onLog fails its whole
-      // batch).
-      rs = await sandbox.runBatchAsync(packed, Math.min(this.limits.timeoutMs * packed.length, Math.max(this.limits.timeoutMs, 200)));
-    } catch (err) {
-      // Retired and disposed while the batch ran (a reload's drain was cut short): dropped, not failed.
-      if (this.retired && sandbox.disposed) { this.calls -= packed.length; this.logDropped += packed.length; return []; }
-      this.timed(hook, started, undefined);
-      return [this.fail(hook, describeSandboxError(err, this.limits))];
-    }
-    const each = (performance.now() - started) / packed.length;
-    for (let i = 0; i < packed.length; i++) this.timing?.observe(hook, each);
-    return rs.map((r) => (r.charCodeAt(0) === 1 ? this.settle(sandbox, hook, Number(r.slice(1))) : this.check(hook, r)));
-  }
-
-  /** Logs a plugin asked for in onLog reach the host log through this. */
-  onLogOutput: (instance: PluginInstance, logs: unknown) => void = () => undefined;
-
-  /**
-   * Metric updates a hook made during its synchronous run come back with its result; applied here.
-   * A bad one (wrong type, too many series) is recorded as an error of the plugin.
-   */
-  applyMetrics(ops: unknown): void {
-    if (!Array.isArray(ops)) return;
-    for (const op of ops as unknown[][]) {
-      try {
-        if (op[0] === 0) incrementMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
-        else observeMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
-      } catch (err) {
-        this.errors.push({ at: new Date().toISOString(), hook: "metrics", message: String((err as Error).message) });
-        if (this.errors.length > MAX_ERRORS_KEPT) this.errors.shift();
-      }
-    }
-  }
-
-  private logResult(r: string | PluginFailure): void {
-    if (typeof r !== "string" || r === "") return;
-    try {
-      const out = JSON.parse(r) as { l?: unknown; m?: unknown };
-      if (out.m !== undefined) this.applyMetrics(out.m);
-      if (out.l !== undefined) this.onLogOutput(this, out.l);
-    } catch { /* a malformed onLog result changes nothing */ }
   }
 
   /**
    * Loads a compiled plugin into a fresh isolate and reads its manifest. `configure` receives the
-   * manifest and returns the config and grants to hand in (it validates them) or throws.
+   * manifest and returns the config and grants to hand in (it validates them) or throws. `wasm`:
+   * the entry grants WebAssembly (decided before the plugin's code runs).
    */
   static async create(
     compiled: CompiledPlugin,
     limits: InstanceLimits,
     hostCall: HostCall,
     configure: (manifest: PluginManifest) => { configJson: string; grantedJson: string },
-    onError: (instance: PluginInstance, failure: PluginFailure) => void,
+    events: InstanceEvents,
+    wasm = false,
   ): Promise<PluginInstance> {
-    const sandbox = await SandboxIsolate.create({ memoryMb: limits.memoryMb, code: compiled.code, filename: compiled.file, hostCall });
+    let instance: PluginInstance | null = null;
+    const sandbox = await SandboxIsolate.create({
+      memoryMb: limits.memoryMb, wasm, code: compiled.code, filename: compiled.file, loadTimeoutMs: limits.loadTimeoutMs,
+      onCatastrophe: (m) => instance?.lost(m),
+    });
     try {
       const manifest = parseManifest(sandbox.manifestJson);
       const { configJson, grantedJson } = configure(manifest);
-      sandbox.configure(configJson, grantedJson);
-      return new PluginInstance(compiled, manifest, configJson, grantedJson, limits, hostCall, sandbox, onError);
+      await sandbox.configure(configJson, grantedJson);
+      instance = new PluginInstance(compiled, manifest, configJson, grantedJson, limits, hostCall, sandbox, events, wasm);
+      await sandbox.readHeap();
+      return instance;
     } catch (err) {
       sandbox.dispose();
       throw err;
@@ -207,59 +159,115 @@ export class PluginInstance {
   get name(): string { return this.manifest.name; }
 
   get state(): InstanceState {
+    if (this.quarantined !== null) return "quarantined";
     if (this.rebuilding) return "rebuilding";
     if (!this.sandbox) return "failed";
     return this.consecutiveFailures >= DEGRADED_AFTER ? "degraded" : "active";
   }
 
-  has(hook: string): boolean {
-    return (this.manifest.hooks as string[]).includes(hook);
+  /**
+   * Runs a hook: a promise of the result string, or at once a PluginFailure (the plugin is
+   * quarantined, degraded, or has no isolate). Never throws.
+   */
+  run(hook: string, packed: string, sink?: HookTimeSink): Promise<string | PluginFailure> | PluginFailure {
+    const skip = this.skipReason();
+    if (skip !== null) {
+      this.skipped++;
+      return new PluginFailure(this.manifest.name, hook, skip, this.quarantined !== null ? "WEIR_ERR_PLUGIN_QUARANTINED" : "WEIR_ERR_PLUGIN_DEGRADED");
+    }
+    this.calls++;
+    return new Promise((resolve) => {
+      this.calls_.call(hook, packed, (o) => resolve(this.outcome(hook, o, sink)));
+    });
+  }
+
+  /** Why a call is not run now, or null. */
+  private skipReason(): string | null {
+    if (this.quarantined !== null) return `quarantined: ${this.quarantined}`;
+    if (this.consecutiveFailures >= DEGRADED_AFTER) {
+      if (performance.now() < this.degradedUntil || this.probing) return `skipped: degraded after ${this.consecutiveFailures} consecutive failures (tried again ${Math.max(0, Math.ceil((this.degradedUntil - performance.now()) / 1000))} s from now)`;
+      this.probing = true;
+    }
+    return null;
   }
 
   /**
-   * Runs a hook. Returns the result string, a promise of it (async hook), or a PluginFailure.
-   * Never throws.
+   * Queues an onLog call. The queue is bounded (an unbounded queue of calls into an isolate ran
+   * it out of memory): what overflows is dropped and counted.
    */
-  run(hook: string, packed: string, sink?: HookTimeSink): string | Promise<string | PluginFailure> | PluginFailure {
-    const sandbox = this.sandbox;
-    if (!sandbox || sandbox.disposed) return this.fail(hook, "the plugin's isolate is being rebuilt after a failure");
-    this.calls++;
-    const started = performance.now();
-    let r: string;
+  enqueueLog(packed: string): void {
+    if (this.logQueued >= MAX_LOG_QUEUE) { this.logDropped++; return; }
+    if (this.skipReason() !== null) { this.skipped++; return; }
+    this.logQueued++;
+    this.calls_.call("onLog", packed, (o) => {
+      this.logQueued--;
+      // Disposed before it ran (shutdown, or a retired version's drain ran out): dropped.
+      if (this.disposing) { this.logDropped++; return; }
+      this.calls++;
+      const r = this.outcome("onLog", o, undefined);
+      if (typeof r === "string" && r !== "") this.logResult(r);
+      if (this.disposeWhenDrained && this.calls_.pending === 0) this.disposeNow();
+    }, true);
+  }
+
+  private outcome(hook: string, o: CallOutcome, sink: HookTimeSink | undefined): string | PluginFailure {
+    this.sandbox?.heapUsed(); // starts a fresh read when the last is a second old
+    this.timing?.observe(hook, o.ms);
+    if (sink !== undefined) sink.pluginMs += o.ms;
+    if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result));
+    return this.check(hook, o.result);
+  }
+
+  private describe(f: CallFault): string {
+    const l = this.limits;
+    switch (f.fault) {
+      case "timeout": return `the hook ran longer than its time limit (limits.timeoutMs: ${l.timeoutMs} ms)`;
+      case "stuck": return `the hook ran past its time limit (limits.timeoutMs: ${l.timeoutMs} ms) and V8 could not stop it within ${STUCK_MARGIN_MS} ms more; its isolate was replaced`;
+      case "memory": return `the plugin went over its ${l.memoryMb} MB memory limit (limits.memoryMb); its isolate was replaced`;
+      case "async-timeout": return `the async hook did not finish within ${l.asyncTimeoutMs} ms (limits.asyncTimeoutMs)`;
+      case "rebuilding": return "the plugin's isolate is being rebuilt after a failure";
+      case "no-result": return "the plugin's isolate gave no result for the call";
+      case "gone": return f.detail?.startsWith("V8 ") ? f.detail : "the plugin's isolate was disposed; it is being replaced";
+    }
+  }
+
+  /**
+   * Metric updates a hook made come back with its result; applied here. A bad one (wrong type,
+   * too many series) is recorded as an error of the plugin.
+   */
+  applyMetrics(ops: unknown): void {
+    if (!Array.isArray(ops)) return;
+    for (const op of ops as unknown[][]) {
+      try {
+        if (op[0] === 0) incrementMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
+        else observeMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
+      } catch (err) {
+        this.recordError("metrics", String((err as Error).message));
+      }
+    }
+  }
+
+  private logResult(r: string): void {
     try {
-      r = sandbox.run(packed, this.limits.timeoutMs);
-    } catch (err) {
-      this.timed(hook, started, sink);
-      return this.fail(hook, describeSandboxError(err, this.limits));
-    }
-    if (r.charCodeAt(0) === 1) {
-      const p = this.settle(sandbox, hook, Number(r.slice(1)));
-      void p.then(() => this.timed(hook, started, sink));
-      return p;
-    }
-    this.timed(hook, started, sink);
-    return this.check(hook, r);
+      const out = JSON.parse(r) as { l?: unknown; m?: unknown };
+      if (out.m !== undefined) this.applyMetrics(out.m);
+      if (out.l !== undefined) this.onLogOutput(this, out.l);
+    } catch { /* a malformed onLog result changes nothing */ }
   }
 
-  private timed(hook: string, started: number, sink: HookTimeSink | undefined): void {
-    const ms = performance.now() - started;
-    this.timing?.observe(hook, ms);
-    if (sink !== undefined) sink.pluginMs += ms;
+  /** Logs and metrics written after a hook finished. */
+  private extras(json: string): void {
+    this.logResult(json);
   }
 
-  private settle(sandbox: SandboxIsolate, hook: string, id: number): Promise<string | PluginFailure> {
-    return new Promise((resolve) => {
-      const watchdog = setTimeout(() => {
-        // isolated-vm never times out a pending promise: we give up on it, and since a plugin that
-        // never settles may be holding its isolate hostage we replace the isolate.
-        sandbox.drop(id);
-        resolve(this.fail(hook, `the async hook did not finish within ${this.limits.asyncTimeoutMs} ms`, true));
-      }, this.limits.asyncTimeoutMs);
-      sandbox.settle(id).then(
-        (r) => { clearTimeout(watchdog); resolve(typeof r === "string" ? this.check(hook, r) : this.fail(hook, "bad async result")); },
-        (err) => { clearTimeout(watchdog); resolve(this.fail(hook, describeSandboxError(err, this.limits))); },
-      );
-    });
+  private checkWasm(bytes: number): void {
+    this.wasmBytes = bytes;
+    const used = (this.sandbox?.heapUsed() ?? 0) + bytes;
+    if (used > this.limits.memoryMb * 1048576) {
+      this.recordError("memory", `heap and WebAssembly memory (${Math.round(used / 1048576)} MB) went over the ${this.limits.memoryMb} MB limit (limits.memoryMb); the isolate was replaced`);
+      this.calls_.failAll({ fault: "memory" });
+      this.rebuild();
+    }
   }
 
   private check(hook: string, r: string): string | PluginFailure {
@@ -268,41 +276,77 @@ export class PluginInstance {
       try { message = (JSON.parse(r) as { e: string }).e; } catch { /* keep the generic message */ }
       return this.fail(hook, message);
     }
-    this.consecutiveFailures = 0;
+    this.succeeded();
     return r;
   }
 
-  private fail(hook: string, message: string, replace = false): PluginFailure {
-    this.failures++;
-    this.consecutiveFailures++;
+  private succeeded(): void {
+    if (this.consecutiveFailures >= DEGRADED_AFTER) this.cooldownMs = DEGRADED_COOLDOWN_MS;
+    this.consecutiveFailures = 0;
+    this.probing = false;
+  }
+
+  private recordError(hook: string, message: string): void {
     this.errors.push({ at: new Date().toISOString(), hook, message });
     if (this.errors.length > MAX_ERRORS_KEPT) this.errors.shift();
+  }
+
+  private fail(hook: string, message: string): PluginFailure {
+    this.failures++;
+    this.consecutiveFailures++;
+    if (this.consecutiveFailures >= DEGRADED_AFTER) {
+      // Tried again after a cooldown and failed again: a longer one.
+      if (this.probing) this.cooldownMs = Math.min(DEGRADED_COOLDOWN_MAX_MS, this.cooldownMs * 2);
+      this.probing = false;
+      this.degradedUntil = performance.now() + this.cooldownMs;
+    }
+    this.recordError(hook, message);
     const failure = new PluginFailure(this.manifest.name, hook, message);
-    this.onError(this, failure);
-    if ((replace || this.sandbox?.disposed) && !this.retired) this.rebuild();
+    this.events.failed(this, failure);
     return failure;
   }
 
-  /** Replaces a disposed (or hostage) isolate with a fresh one from the same bundle. */
+  /** V8 gave up on the isolate: its calls fail, the host hears of it, a new isolate takes over. */
+  private lost(reason: string): void {
+    const message = `V8 could not go on in the plugin's isolate (${reason}); the isolate was abandoned and replaced`;
+    this.recordError("isolate", message);
+    this.calls_.failAll({ fault: "gone", detail: message });
+    this.events.fatal(this, reason);
+    this.rebuild();
+  }
+
+  /** Replaces a disposed, lost or stuck isolate with a fresh one from the same bundle. */
   private rebuild(): void {
-    if (this.rebuilding) return;
+    if (this.rebuilding || this.retired) {
+      if (this.retired) { this.sandbox?.dispose(); this.sandbox = null; }
+      return;
+    }
     const old = this.sandbox;
     this.sandbox = null;
     old?.dispose();
-    this.rebuilding = SandboxIsolate.create({ memoryMb: this.limits.memoryMb, code: this.compiled.code, filename: this.compiled.file, hostCall: this.hostCall })
-      .then((s) => {
-        s.configure(this.configJson, this.grantedJson);
-        if (this.retired) s.dispose();
-        else this.sandbox = s;
-      })
-      .catch((err) => {
-        this.errors.push({ at: new Date().toISOString(), hook: "rebuild", message: String((err as Error).message) });
-      })
-      .finally(() => { this.rebuilding = null; });
+    this.rebuilding = (async () => {
+      let s: SandboxIsolate | null = null;
+      s = await SandboxIsolate.create({
+        memoryMb: this.limits.memoryMb, wasm: this.wasm, code: this.compiled.code, filename: this.compiled.file,
+        loadTimeoutMs: this.limits.loadTimeoutMs, onCatastrophe: (m) => { if (s !== null && this.sandbox === s) this.lost(m); },
+      });
+      await s.configure(this.configJson, this.grantedJson);
+      await s.readHeap();
+      if (this.retired) s.dispose();
+      else this.sandbox = s;
+    })().catch((err: unknown) => {
+      this.recordError("rebuild", String((err as Error)?.message ?? err));
+    }).finally(() => { this.rebuilding = null; });
   }
 
+  /** Reads the heap (and WebAssembly) bytes in use now. */
+  async readHeap(): Promise<number> {
+    return ((await this.sandbox?.readHeap()) ?? 0) + this.wasmBytes;
+  }
+
+  /** Heap (and WebAssembly) bytes in use, as last read; never waits for the isolate. */
   heapUsed(): number {
-    return this.sandbox?.heapUsed() ?? 0;
+    return (this.sandbox?.heapUsed() ?? 0) + this.wasmBytes;
   }
 
   /**
@@ -311,7 +355,7 @@ export class PluginInstance {
    * LOG_DRAIN_MS, then what is left is dropped and counted). Shutdown (not retired) disposes at once.
    */
   dispose(): void {
-    if (this.retired && this.sandbox && (this.logRunning || this.logQueue.length > 0)) {
+    if (this.retired && this.sandbox && this.calls_.pending > 0) {
       if (!this.disposeWhenDrained) {
         this.disposeWhenDrained = true;
         setTimeout(() => this.disposeNow(), LOG_DRAIN_MS).unref();
@@ -324,12 +368,15 @@ export class PluginInstance {
   private disposeNow(): void {
     this.retired = true;
     this.disposeWhenDrained = false;
-    this.logDropped += this.logQueue.length;
-    this.logQueue = [];
+    this.disposing = true;
+    this.calls_.failAll({ fault: "gone" });
     this.sandbox?.dispose();
     this.sandbox = null;
   }
 }
+
+/** What a plugin's capability requests are answered by (capabilities.ts). */
+export type HostCall = (name: string, argsJson: string) => string | Promise<string>;
 
 function parseManifest(json: string): PluginManifest {
   const m = JSON.parse(json) as Partial<PluginManifest> & { error?: string };
@@ -338,12 +385,4 @@ function parseManifest(json: string): PluginManifest {
   if (typeof m.version !== "string" || !/^\d+\.\d+\.\d+([-+].*)?$/.test(m.version)) throw new Error(`the plugin's version must be a semantic version such as "1.0.0" (got ${JSON.stringify(m.version)})`);
   if (!m.hooks || m.hooks.length === 0) throw new Error("the plugin defines no hook (onRequest, onResponse or onLog)");
   return { name: m.name, version: m.version, hooks: m.hooks, configSchema: m.configSchema ?? null, permissions: m.permissions ?? {} };
-}
-
-function describeSandboxError(err: unknown, limits: InstanceLimits): string {
-  const message = String((err as Error)?.message ?? err);
-  if (/timed out/i.test(message)) return `the hook ran longer than its time limit (limits.timeoutMs: ${limits.timeoutMs} ms)`;
-  if (/memory limit/i.test(message)) return `the plugin went over its ${limits.memoryMb} MB memory limit; its isolate was replaced`;
-  if (/disposed/i.test(message)) return "the plugin's isolate was disposed; it is being replaced";
-  return message.slice(0, 300);
 }

@@ -1,129 +1,176 @@
 /**
  * The only module that touches isolated-vm: one V8 isolate running one plugin instance.
- * Keeping it behind this small surface (create, run, settle, dispose) is what would let us move
- * to another sandbox without touching the rest.
+ * Keeping it behind this small surface (create, exchange, watch, dispose) is what would let us
+ * move to another sandbox without touching the rest.
  *
- * Only primitive strings and numbers cross in either direction. The host's capability function
- * is handed in as a Reference that the sandbox bootstrap captures and removes from the global.
+ * Node's main thread never waits on an isolate: every call in is isolated-vm's asynchronous
+ * `apply`, which runs on the isolate's own thread while the event loop goes on, and every call
+ * carries a time limit. (A synchronous call takes the isolate's lock on the main thread: if the
+ * isolate is busy — code after an `await`, a builtin that ignores the time limit, a garbage
+ * collection near the memory limit — the whole proxy waits with it.) Only strings cross, in both
+ * directions (sandbox-main.ts has the wire format); the isolate holds no reference to the host.
  */
 import ivm from "isolated-vm";
+import { sandboxGuards } from "./sandbox-guards.js";
 import { sandboxSource } from "./sandbox-main.js";
-
-export type HostCall = (name: string, argsJson: string) => Promise<string>;
 
 export interface SandboxOptions {
   memoryMb: number;
+  /** WebAssembly, SharedArrayBuffer and Atomics are there only when granted. */
+  wasm?: boolean;
   /** The plugin's bundled JavaScript (an IIFE assigning globalThis.__weirPluginModule). */
   code: string;
   filename: string;
-  hostCall: HostCall;
-  /** Time limit for loading the bundle. */
+  /** Time limit for loading the bundle (its top-level code). */
   loadTimeoutMs?: number;
+  /**
+   * V8 could not go on (an allocation it cannot survive): the isolate's thread is lost for good
+   * and the isolate must be abandoned, never used or disposed again.
+   */
+  onCatastrophe?: (message: string) => void;
 }
 
-const bootstrap = sandboxSource();
+/** The time limit a plugin's top-level code gets while it loads (a plugin entry's `limits.loadTimeoutMs`). */
+export const DEFAULT_LOAD_TIMEOUT_MS = 2000;
+
+const guardsSource = sandboxGuards.toString();
+
+type ExchangeRef = ivm.Reference<(inbox: string) => string>;
 
 export class SandboxIsolate {
+  private catastrophic = false;
+  /** Heap bytes in use as last read (reading it takes the isolate's lock, so it is read asynchronously). */
+  private heapBytes = 0;
+  private heapReading: Promise<void> | null = null;
+  private heapReadAt = 0;
+
   private constructor(
     private readonly isolate: ivm.Isolate,
-    private readonly context: ivm.Context,
-    private readonly runRef: ivm.Reference<(packed: string) => string>,
-    private readonly settleRef: ivm.Reference<(id: number) => Promise<string>>,
-    private readonly dropRef: ivm.Reference<(id: number) => void>,
+    private readonly exchangeRef: ExchangeRef,
+    private readonly settledRef: ivm.Reference<(inbox: string) => Promise<string>>,
+    private readonly salvageRef: ivm.Reference<() => string>,
+    private readonly watchRef: ivm.Reference<() => Promise<string>>,
     private readonly configureRef: ivm.Reference<(config: string, granted: string) => void>,
-    private readonly batchRef: ivm.Reference<(joined: string) => string>,
     /** The manifest JSON the plugin's definition produced. */
     readonly manifestJson: string,
   ) {}
 
   static async create(o: SandboxOptions): Promise<SandboxIsolate> {
-    const isolate = new ivm.Isolate({ memoryLimit: o.memoryMb });
+    let self: SandboxIsolate | null = null;
+    let lost: string | null = null;
+    const isolate = new ivm.Isolate({
+      memoryLimit: o.memoryMb,
+      onCatastrophicError: (message: string) => {
+        lost = message;
+        if (self !== null) self.catastrophic = true;
+        o.onCatastrophe?.(message);
+      },
+    });
     try {
       const context = await isolate.createContext();
-      await context.global.set("__weirHostCall", new ivm.Reference(o.hostCall));
-      const timeout = o.loadTimeoutMs ?? 2000;
-      await context.eval(bootstrap, { timeout });
+      const timeout = o.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
+      await context.eval(sandboxSource(guardsSource, { memoryBytes: o.memoryMb * 1048576, wasm: o.wasm === true }), { timeout });
       // Take the bootstrap's entry points, then remove them from the global before any plugin code
-      // runs: a plugin must not be able to call run/configure/settle on itself.
+      // runs: a plugin must not be able to call exchange/configure on itself.
       const ref = async <T>(name: string) => (await context.eval(`__weir.${name}`, { reference: true })) as ivm.Reference<T>;
       const manifestRef = await ref<() => string>("manifest");
       const configureRef = await ref<(config: string, granted: string) => void>("configure");
-      const runRef = await ref<(p: string) => string>("run");
-      const settleRef = await ref<(id: number) => Promise<string>>("settle");
-      const dropRef = await ref<(id: number) => void>("drop");
-      const batchRef = await ref<(joined: string) => string>("runBatch");
+      const exchangeRef = await ref<(inbox: string) => string>("exchange");
+      const settledRef = await ref<(inbox: string) => Promise<string>>("exchangeSettled");
+      const salvageRef = await ref<() => string>("salvage");
+      const watchRef = await ref<() => Promise<string>>("watch");
       await context.eval("delete globalThis.__weir", { timeout });
       const script = await isolate.compileScript(o.code, { filename: o.filename });
       await script.run(context, { timeout });
       script.release();
-      const manifestJson = manifestRef.applySync(undefined, [], { timeout }) as string;
+      const manifestJson = (await manifestRef.apply(undefined, [], { timeout })) as string;
       manifestRef.release();
-      return new SandboxIsolate(isolate, context, runRef, settleRef, dropRef, configureRef, batchRef, manifestJson);
+      if (lost !== null) throw new Error(lost);
+      self = new SandboxIsolate(isolate, exchangeRef, settledRef, salvageRef, watchRef, configureRef, manifestJson);
+      return self;
     } catch (err) {
-      if (!isolate.isDisposed) isolate.dispose();
+      // A lost isolate is never disposed: its thread holds the isolate's lock for good.
+      if (lost === null && !isolate.isDisposed) isolate.dispose();
       throw err;
     }
   }
 
   /** Hands the validated config and the granted permissions to the plugin. */
-  configure(configJson: string, grantedJson: string): void {
-    this.configureRef.applySync(undefined, [configJson, grantedJson], { timeout: 1000 });
-  }
-
-  /** Runs one hook synchronously under the time limit; returns the sandbox's result string. */
-  run(packed: string, timeoutMs: number): string {
-    const r = this.runRef.applySync(undefined, [packed], { timeout: timeoutMs });
-    if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
-    return r;
-  }
-
-  /** Runs several hooks in one crossing; one result per call, in order. */
-  runBatch(packed: string[], timeoutMs: number): string[] {
-    const r = this.batchRef.applySync(undefined, [packed.join("\u0002")], { timeout: timeoutMs });
-    if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
-    return r.split("\u0002");
+  async configure(configJson: string, grantedJson: string): Promise<void> {
+    await this.configureRef.apply(undefined, [configJson, grantedJson], { timeout: 1000 });
   }
 
   /**
-   * Same as runBatch, but the isolate runs the calls on its own thread and Node's event loop goes
-   * on meanwhile (isolated-vm `apply`): for log-phase work, which must never hold up requests.
+   * One crossing: the isolate runs the inbox's records on its own thread under `timeoutMs` and
+   * answers its outbox. `settle` waits a few microtask turns first (for inboxes that resume
+   * awaiting hooks).
    */
-  async runBatchAsync(packed: string[], timeoutMs: number): Promise<string[]> {
-    const r: unknown = await this.batchRef.apply(undefined, [packed.join("\u0002")], { timeout: timeoutMs });
-    if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
-    return r.split("\u0002");
+  exchange(inbox: string, timeoutMs: number, settle: boolean): Promise<string> {
+    const p = settle
+      ? (this.settledRef.apply(undefined, [inbox], { timeout: timeoutMs, result: { promise: true } }) as Promise<unknown>)
+      : (this.exchangeRef.apply(undefined, [inbox], { timeout: timeoutMs }) as Promise<unknown>);
+    return p.then((r) => {
+      if (typeof r !== "string") throw new Error("the sandbox returned a non-string result");
+      return r;
+    });
   }
 
-  /** Waits for an async hook's result. The caller owns the wall-clock watchdog. */
-  settle(id: number): Promise<string> {
-    return this.settleRef.apply(undefined, [id], { result: { promise: true, copy: true } }) as unknown as Promise<string>;
+  /** After an exchange was stopped by its time limit: what it had done, and what was running. */
+  salvage(): Promise<string> {
+    return this.salvageRef.apply(undefined, [], { timeout: 50 }) as Promise<string>;
   }
 
-  /** Forgets an async call the host gave up on. */
-  drop(id: number): void {
-    if (!this.isolate.isDisposed) this.dropRef.applyIgnored(undefined, [id]);
+  /** Resolves with the records the isolate made outside a crossing (async hooks finishing). */
+  watch(): Promise<string> {
+    return this.watchRef.apply(undefined, [], { timeout: 50, result: { promise: true } }) as Promise<string>;
   }
 
   get disposed(): boolean {
-    return this.isolate.isDisposed;
+    return this.catastrophic || this.isolate.isDisposed;
   }
 
-  /** Bytes of V8 heap in use (what counts against memoryMb). */
-  heapUsed(): number {
-    if (this.isolate.isDisposed) return 0;
-    const s = this.isolate.getHeapStatisticsSync();
-    return s.used_heap_size + s.externally_allocated_size;
+  /** V8 gave up on this isolate (see SandboxOptions.onCatastrophe). */
+  get lost(): boolean {
+    return this.catastrophic;
   }
 
-  /** CPU time the isolate has used, in ms. */
-  cpuTimeMs(): number {
-    return this.isolate.isDisposed ? 0 : Number(this.isolate.cpuTime) / 1e6;
-  }
-
-  dispose(): void {
-    if (!this.isolate.isDisposed) {
-      try { this.context.release(); } catch { /* already gone with the isolate */ }
-      this.isolate.dispose();
+  /**
+   * Bytes of V8 heap in use (what counts against memoryMb), as last read; a read is started when
+   * the last one is older than `maxAgeMs`. Never waits for the isolate.
+   */
+  heapUsed(maxAgeMs = 1000): number {
+    if (this.disposed) return 0;
+    const now = Date.now();
+    if (this.heapReading === null && now - this.heapReadAt >= maxAgeMs) {
+      this.heapReadAt = now;
+      this.heapReading = this.isolate.getHeapStatistics().then(
+        (s) => { this.heapBytes = s.used_heap_size + s.externally_allocated_size; },
+        () => undefined,
+      ).finally(() => { this.heapReading = null; });
     }
+    return this.heapBytes;
+  }
+
+  /** Reads the heap in use now (waits for the isolate, never blocking the event loop). */
+  async readHeap(): Promise<number> {
+    if (this.disposed) return 0;
+    const s = await this.isolate.getHeapStatistics();
+    this.heapBytes = s.used_heap_size + s.externally_allocated_size;
+    this.heapReadAt = Date.now();
+    return this.heapBytes;
+  }
+
+  /** CPU time the isolate has used, in ms (a counter, read without the isolate's lock). */
+  cpuTimeMs(): number {
+    return this.disposed ? 0 : Number(this.isolate.cpuTime) / 1e6;
+  }
+
+  /**
+   * Ends the isolate. Whatever it runs is terminated; calls in flight reject. A lost isolate is
+   * left alone: disposing it would wait for a thread that never returns.
+   */
+  dispose(): void {
+    if (this.catastrophic || this.isolate.isDisposed) return;
+    this.isolate.dispose();
   }
 }

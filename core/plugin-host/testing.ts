@@ -92,7 +92,7 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
       if (!validate(config)) throw new Error(`invalid config: ${ajv.errorsText(validate.errors, { dataVar: "config" })}`);
     }
     return { configJson: JSON.stringify(config), grantedJson: JSON.stringify(granted) };
-  }, () => undefined);
+  }, { failed: () => undefined, fatal: () => undefined }, options.permissions?.wasm === true);
 
   const run = async (phase: string, input: TestResponseInput & { timing?: unknown }): Promise<HookResult> => {
     const reqHeaders = Object.entries(input.headers ?? {}).flat();
@@ -111,8 +111,8 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
       consumer: input.consumer ?? null, vars: { ...input.vars }, logs: [],
     };
     if (!(instance.manifest.hooks as string[]).includes(phase)) return result;
-    let r = instance.run(phase, packed);
-    if (r instanceof Promise) r = await r;
+    const r = await instance.run(phase, packed);
+    await instance.readHeap(); // so that heapUsed() answers for this call
     if (r instanceof PluginFailure) { result.error = r.message; return result; }
     if (r === "") return result;
     const out = JSON.parse(r) as { h?: string[]; p?: string; s?: number; r?: { s: number; b: string; h: string[]; j: boolean }; v?: string; c?: string | null; l?: string[][]; ro?: string[][]; m?: unknown };

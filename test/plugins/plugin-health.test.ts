@@ -1,7 +1,9 @@
 /**
- * A plugin that keeps failing is marked: 5 failures in a row show `state: "degraded"` in
- * GET /plugins and every failure is counted in `weir_plugin_errors_total{plugin,hook}`; one
- * success brings it back to "active" (the error count stays, it is a counter).
+ * A plugin that keeps failing is marked and then skipped: 5 failures in a row show
+ * `state: "degraded"` in GET /plugins and every failure is counted in
+ * `weir_plugin_errors_total{plugin,hook}`; while degraded the plugin is not called for a cooldown
+ * (5 s at first) and its entry's onError answers for it; after the cooldown it is tried again, and
+ * one success brings it back to "active" (the error count stays, it is a counter).
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -55,28 +57,42 @@ Health("four failures in a row leave the plugin active, the fifth marks it degra
 
 Health("weir_plugin_errors_total counts each failure by plugin and hook", async ({ weir }) => {
   assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 5);
-  assert.is(await hit(weir, true), 500);
-  assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 6);
   assert.is((await flaky(weir)).state, "degraded");
   assert.is(await metric(weir, "weir_plugin_degraded", { plugin: "flaky" }), 1, "the degraded state is on /metrics too");
 });
 
-Health("a degraded plugin is still called, and one success brings it back to active", async ({ weir, up }) => {
+Health("a degraded plugin is skipped for its cooldown: onError answers, the plugin is not called", async ({ weir, up }) => {
+  const before = up.seen.length;
+  const calls = (await flaky(weir)).calls;
+  const res = await request(`${weir.url}/x`);
+  const body = (await res.body.json()) as { error: string; code: string };
+  assert.is(res.statusCode, 500, "onError: closed answers 500 without running the plugin");
+  assert.is(body.code, "WEIR_ERR_PLUGIN_DEGRADED");
+  assert.match(body.error, /the plugin "flaky" failed in onRequest/);
+  assert.is(up.seen.length, before, "the request did not reach the upstream");
+  const view = await flaky(weir);
+  assert.is(view.calls, calls, "the plugin was not called");
+  assert.is(view.state, "degraded");
+  assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 5, "a skip is not a new failure");
+});
+
+Health("after the cooldown the plugin is tried again, and one success brings it back to active", async ({ weir, up }) => {
+  await new Promise((r) => setTimeout(r, 5_100));
   const before = up.seen.length;
   assert.is(await hit(weir, false), 200);
   assert.is(up.seen.length, before + 1);
   assert.is(up.seen.at(-1)!.headers["x-flaky"], "ok");
   const view = await flaky(weir);
   assert.is(view.state, "active");
-  assert.is(view.failures, 6, "the failure count is kept");
+  assert.is(view.failures, 5, "the failure count is kept");
   assert.is(await metric(weir, "weir_plugin_degraded", { plugin: "flaky" }), 0);
-  assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 6);
+  assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 5);
 });
 
 Health("failures interleaved with successes never mark the plugin degraded", async ({ weir }) => {
   for (let i = 0; i < 12; i++) await hit(weir, i % 3 !== 2); // fail, fail, pass, ...
   assert.is((await flaky(weir)).state, "active");
-  assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 14);
+  assert.is(await metric(weir, "weir_plugin_errors_total", { plugin: "flaky", hook: "onRequest" }), 13);
 });
 
 Health.run();

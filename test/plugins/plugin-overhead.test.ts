@@ -21,7 +21,7 @@ async function instance(file: string): Promise<PluginInstance> {
   // on a loaded machine a 50 ms hook budget is occasionally exceeded by a descheduled thread
   // (seen here at a load average of 12 on 2 cores). The crossing costs the same with any value.
   return PluginInstance.create(compiled, { ...PLUGIN_DEFAULTS, timeoutMs: 1000 }, createHostCall("t", {}, () => store),
-    () => ({ configJson: "{}", grantedJson: "{}" }), () => undefined);
+    () => ({ configJson: "{}", grantedJson: "{}" }), { failed: () => undefined, fatal: () => undefined });
 }
 
 /** A realistic packed call: the fields the chain sends, with 20 request headers. */
@@ -31,44 +31,42 @@ function packed(): string {
   return ["onRequest", "GET", "/api/users/42", "?page=2", headers.join("\n"), "127.0.0.1", "users", '{"id":"42"}', "", "{}", "3f1c0e9a-request-id", "0", "", ""].join("\u0000");
 }
 
-function microsPerCall(inst: PluginInstance, calls: number): number {
+/** Runs `calls` hook calls, `concurrent` at a time (as requests under load); every one must succeed. */
+async function serve(inst: PluginInstance, calls: number, concurrent = 16): Promise<void> {
   const p = packed();
-  const started = process.hrtime.bigint();
-  for (let i = 0; i < calls; i++) {
-    const r = inst.run("onRequest", p);
-    if (r instanceof PluginFailure || r instanceof Promise) throw new Error(`the hook failed or went async: ${r instanceof PluginFailure ? r.message : "a promise"}`);
+  for (let i = 0; i < calls; i += concurrent) {
+    const results = await Promise.all(Array.from({ length: Math.min(concurrent, calls - i) }, () => inst.run("onRequest", p)));
+    for (const r of results) if (r instanceof PluginFailure) throw new Error(`the hook failed: ${r.message}`);
   }
-  return Number(process.hrtime.bigint() - started) / 1000 / calls;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const Overhead = suite("plugin overhead");
 
-Overhead("a no-op onRequest costs a few µs per call; one that sets a header a few more", async () => {
-  for (const [name, file, ceiling] of [["no-op", "noop.ts", 60], ["sets a header", "versioned.ts", 80]] as const) {
+// What a call costs is measured in bench/ (npm run bench, plugin costs), not here.
+Overhead("a no-op onRequest and one that sets a header answer every call, many in flight at once", async () => {
+  for (const file of ["noop.ts", "versioned.ts"]) {
     const inst = await instance(pluginFixture(file));
     try {
-      microsPerCall(inst, 2000); // warm up V8 on both sides
-      const rounds = Array.from({ length: 5 }, () => microsPerCall(inst, 10_000));
-      const m = median(rounds);
-      console.log(`  onRequest ${name}: ${m.toFixed(1)} µs per call (median of 5 x 10,000; rounds ${rounds.map((r) => r.toFixed(1)).join(", ")})`);
-      assert.ok(m < ceiling, `${m.toFixed(1)} µs per call`);
+      await serve(inst, 2000);
+      assert.is(inst.calls, 2000);
+      assert.is(inst.failures, 0);
     } finally { inst.dispose(); }
   }
 });
 
 Overhead("an idle plugin isolate uses at most 4 MB (V8 heap and process RSS, 20 instances)", async () => {
   const first = await instance(pluginFixture("noop.ts")); // loads isolated-vm's own code first
+  await serve(first, 100);
   const rssBefore = process.memoryUsage().rss;
   const instances: PluginInstance[] = [];
   try {
     for (let i = 0; i < 20; i++) instances.push(await instance(pluginFixture("noop.ts")));
-    for (const inst of instances) microsPerCall(inst, 100); // idle, but having served
+    for (const inst of instances) await serve(inst, 100); // idle, but having served
     const rssPer = (process.memoryUsage().rss - rssBefore) / 20 / 1024 / 1024;
-    const heapPer = instances.reduce((s, i) => s + i.heapUsed(), 0) / 20 / 1024 / 1024;
+    const heaps = await Promise.all(instances.map((i) => i.readHeap()));
+    const heapPer = heaps.reduce((s, h) => s + h, 0) / 20 / 1024 / 1024;
     console.log(`  idle plugin isolate: ${heapPer.toFixed(2)} MB V8 heap used, ${rssPer.toFixed(2)} MB RSS (average of 20)`);
-    assert.ok(heapPer <= 4, `${heapPer.toFixed(2)} MB heap per isolate`);
+    assert.ok(heapPer > 0 && heapPer <= 4, `${heapPer.toFixed(2)} MB heap per isolate`);
     assert.ok(rssPer <= 4, `${rssPer.toFixed(2)} MB RSS per isolate`);
   } finally {
     first.dispose();

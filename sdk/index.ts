@@ -229,6 +229,12 @@ export interface Permissions {
   /** Origins `ctx.fetch` may reach, e.g. ["https://auth.example.com"]. */
   fetch?: string[];
   jwt?: boolean;
+  /**
+   * WebAssembly (and SharedArrayBuffer, Atomics). Without it the plugin's isolate has neither.
+   * With it, every WebAssembly memory must declare a maximum, and the maxima together must fit in
+   * the entry's `limits.memoryMb`.
+   */
+  wasm?: boolean;
 }
 
 /** A hook: may return nothing, or a promise when it awaits the store, fetch or jwt. */

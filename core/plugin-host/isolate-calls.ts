@@ -29,10 +29,11 @@ import type { SandboxIsolate } from "./sandbox-isolate.js";
  * that names the limit. `timeout`: stopped by its time limit; `stuck`: ran past it and could not be
  * stopped; `memory`: over the memory limit; `gone`: the isolate was disposed or lost under it;
  * `async-timeout`: an async hook did not finish within its limit; `rebuilding`: no isolate to run
- * in; `no-result`: the isolate answered nothing for it.
+ * in; `no-result`: the isolate answered nothing for it; `skipped`: the plugin became degraded or
+ * quarantined while the call waited.
  */
 export interface CallFault {
-  fault: "timeout" | "stuck" | "memory" | "gone" | "async-timeout" | "rebuilding" | "no-result";
+  fault: "timeout" | "stuck" | "memory" | "gone" | "async-timeout" | "rebuilding" | "no-result" | "skipped";
   detail?: string;
 }
 
@@ -70,10 +71,17 @@ export interface CallHost {
   capability(name: string, argsJson: string): string | Promise<string>;
   /** Logs and metrics a call wrote after it finished. */
   extras(hook: string, json: string): void;
+  /** The plugin is skipped now (degraded or quarantined): calls not yet sent are not sent. */
+  skipping(): boolean;
   /** Bytes of WebAssembly memory the isolate reported. */
   wasmBytes(bytes: number): void;
   /** The isolate must be replaced (after its calls were failed). */
   replace(reason: string): void;
+  /**
+   * A call ran past its limit and V8 could not stop it: the isolate was given up (its thread may
+   * go on until the builtin ends). Reported like a catastrophe.
+   */
+  stuck(reason: string): void;
 }
 
 /** Beyond its time limit, how long a crossing may take before its isolate is given up. */
@@ -111,6 +119,14 @@ export class IsolateCalls {
     this.schedule();
   }
 
+  /** Calls not yet sent end with `fault` (the plugin is skipped from now on); sent ones go on. */
+  dropQueued(fault: CallFault): void {
+    const calls = [...this.queue, ...this.background];
+    this.queue = [];
+    this.background = [];
+    for (const c of calls) this.finish(c, fault);
+  }
+
   /** Every call not finished fails with `fault` (the isolate is gone). */
   failAll(fault: CallFault): void {
     const calls = [...this.queue, ...this.background, ...this.open.values()];
@@ -134,6 +150,7 @@ export class IsolateCalls {
     this.scheduled = false;
     if (this.inFlight !== null) return;
     if (!this.work()) return;
+    if (this.host.skipping()) this.dropQueued({ fault: "skipped" });
     const sandbox = this.host.sandbox();
     if (sandbox === null || sandbox.disposed) {
       this.failAll({ fault: "rebuilding" });
@@ -201,23 +218,23 @@ export class IsolateCalls {
       if (this.inFlight !== batch) return;
       this.inFlight = null;
       const running = this.read(out);
-      let culprits = 0;
-      if (running !== null) {
+      if (running !== null && running !== "resumed") {
+        // Stopped inside a hook: that hook failed, if it had run for at least half the limit
+        // (else the calls before it used the time, and it goes again).
         const c = this.open.get(running.id);
         if (c !== undefined && !c.finished) {
-          if (running.ms >= this.host.timeoutMs / 2) { culprits++; this.finish(c, { fault: "timeout" }); }
+          if (running.ms >= this.host.timeoutMs / 2) this.finish(c, { fault: "timeout" });
           else this.requeue(c);
         }
       } else {
-        // Stopped while hooks resumed after their awaits: those hooks ran past the limit.
-        for (const id of delivered) { const c = this.open.get(id); if (c && !c.finished) { culprits++; this.finish(c, { fault: "timeout" }); } }
+        // Stopped while hooks resumed after an await (or after their first microtask turn): those
+        // hooks ran past the limit.
+        for (const c of batch) if (c.async && !c.finished) this.finish(c, { fault: "timeout" });
+        for (const id of delivered) { const c = this.open.get(id); if (c && !c.finished) this.finish(c, { fault: "timeout" }); }
       }
       // Calls the crossing never reached go again, in their order.
       const notReached = batch.filter((c) => !c.finished && !c.async && this.open.has(c.id));
       for (let i = notReached.length - 1; i >= 0; i--) this.requeue(notReached[i]!);
-      if (culprits === 0 && running === null && notReached.length === 0) {
-        for (const c of batch) if (!c.finished && !c.async) this.finish(c, { fault: "timeout" });
-      }
       this.afterCrossing([]);
     }, () => {
       if (this.inFlight !== batch) return;
@@ -238,12 +255,15 @@ export class IsolateCalls {
     if (this.inFlight !== batch) return;
     this.inFlight = null;
     this.failAll({ fault: "stuck" });
-    this.host.replace(`a call ran past its ${this.host.timeoutMs} ms limit and could not be stopped`);
+    this.host.stuck(`a call ran past its ${this.host.timeoutMs} ms time limit and V8 could not stop it within ${STUCK_MARGIN_MS} ms more`);
   }
 
-  /** Applies an outbox; returns the `k` record (the call a time limit stopped), if any. */
-  private read(out: string): { id: number; ms: number } | null {
-    let running: { id: number; ms: number } | null = null;
+  /**
+   * Applies an outbox; returns the `k` record (the call a time limit stopped), or "resumed" for a
+   * `t` record, if any.
+   */
+  private read(out: string): { id: number; ms: number } | "resumed" | null {
+    let running: { id: number; ms: number } | "resumed" | null = null;
     let p = 0;
     while (p < out.length) {
       const kind = out[p]!;
@@ -261,6 +281,7 @@ export class IsolateCalls {
         case "z": { const c = this.open.get(id); this.host.extras(c?.hook ?? "onLog", payload); break; }
         case "w": this.host.wasmBytes(Number(payload)); break;
         case "k": running = { id, ms: Number(payload) }; break;
+        case "t": running = "resumed"; break;
       }
     }
     return running;

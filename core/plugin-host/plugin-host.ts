@@ -168,7 +168,7 @@ export class PluginHost {
    */
   setQuarantine(entries: QuarantineEntry[]): void {
     this.quarantine = new Map(entries.map((e) => [e.hash, e]));
-    for (const s of this.slots.values()) s.current.quarantined = this.quarantine.get(s.current.compiled.hash)?.reason ?? null;
+    for (const s of this.slots.values()) s.current.quarantine(this.quarantine.get(s.current.compiled.hash)?.reason ?? null);
   }
 
   /** The versions held back now. */
@@ -243,7 +243,7 @@ export class PluginHost {
       return { configJson: JSON.stringify(config), grantedJson: JSON.stringify(granted) };
     }, this.events(info), entry.permissions?.wasm === true);
     instance.onLogOutput = (inst, lines) => this.onPluginLog(inst.name, lines);
-    instance.quarantined = this.quarantine.get(compiled.hash)?.reason ?? null;
+    instance.quarantine(this.quarantine.get(compiled.hash)?.reason ?? null);
     return instance;
   }
 

@@ -73,6 +73,12 @@ export class PluginInstance {
   private probing = false;
   /** Why this version is held back (quarantine), or null. */
   quarantined: string | null = null;
+
+  /** Holds this version back (`reason`), or lets it run again (null). */
+  quarantine(reason: string | null): void {
+    this.quarantined = reason;
+    if (reason !== null) this.calls_.dropQueued({ fault: "skipped" });
+  }
   private readonly calls_: IsolateCalls;
   /** Bytes of WebAssembly memory the isolate last reported. */
   private wasmBytes = 0;
@@ -122,6 +128,8 @@ export class PluginInstance {
       extras: (_hook, json) => this.extras(json),
       wasmBytes: (bytes) => this.checkWasm(bytes),
       replace: () => this.rebuild(),
+      stuck: (reason) => this.lost(reason, false),
+      skipping: () => this.quarantined !== null || (this.consecutiveFailures >= DEGRADED_AFTER && performance.now() < this.degradedUntil),
     });
   }
 
@@ -214,6 +222,10 @@ export class PluginInstance {
     this.sandbox?.heapUsed(); // starts a fresh read when the last is a second old
     this.timing?.observe(hook, o.ms);
     if (sink !== undefined) sink.pluginMs += o.ms;
+    if (typeof o.result !== "string" && o.result.fault === "skipped") {
+      this.skipped++;
+      return new PluginFailure(this.manifest.name, hook, this.skipReason() ?? "skipped", this.quarantined !== null ? "WEIR_ERR_PLUGIN_QUARANTINED" : "WEIR_ERR_PLUGIN_DEGRADED");
+    }
     if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result));
     return this.check(hook, o.result);
   }
@@ -227,6 +239,7 @@ export class PluginInstance {
       case "async-timeout": return `the async hook did not finish within ${l.asyncTimeoutMs} ms (limits.asyncTimeoutMs)`;
       case "rebuilding": return "the plugin's isolate is being rebuilt after a failure";
       case "no-result": return "the plugin's isolate gave no result for the call";
+      case "skipped": return "skipped";
       case "gone": return f.detail?.startsWith("V8 ") ? f.detail : "the plugin's isolate was disposed; it is being replaced";
     }
   }
@@ -306,11 +319,14 @@ export class PluginInstance {
     return failure;
   }
 
-  /** V8 gave up on the isolate: its calls fail, the host hears of it, a new isolate takes over. */
-  private lost(reason: string): void {
-    const message = `V8 could not go on in the plugin's isolate (${reason}); the isolate was abandoned and replaced`;
+  /**
+   * V8 gave up on the isolate (`catastrophe`), or could not stop a call in it: its calls fail, the
+   * host hears of it (repeated, it quarantines the version), a new isolate takes over.
+   */
+  private lost(reason: string, catastrophe = true): void {
+    const message = catastrophe ? `V8 could not go on in the plugin's isolate (${reason}); the isolate was abandoned and replaced` : `${reason}; the isolate was abandoned and replaced`;
     this.recordError("isolate", message);
-    this.calls_.failAll({ fault: "gone", detail: message });
+    if (catastrophe) this.calls_.failAll({ fault: "gone", detail: message });
     this.events.fatal(this, reason);
     this.rebuild();
   }

@@ -113,6 +113,15 @@ export function sandboxGuards(g: Record<string, unknown>, settings: GuardSetting
     writable: true, enumerable: false, configurable: true,
   });
 
+  // Each element becomes an object of its own: a quarter of the array bound.
+  const objectStatics = Object as unknown as Record<string, unknown>;
+  for (const name of ["entries", "values", "keys", "fromEntries", "assign", "getOwnPropertyNames", "getOwnPropertyDescriptors"]) {
+    guard(objectStatics, name, (_self, args) => {
+      const n = lengthOf(args[name === "assign" ? 1 : 0]);
+      if (n > maxElements / 4) throw tooLong(`Object.${name}`, n, floor(maxElements / 4));
+    });
+  }
+
   const json = JSON as unknown as Record<string, unknown>;
   const charCodeAt = String.prototype.charCodeAt;
   guard(json, "parse", (_self, args) => {

@@ -25,6 +25,9 @@
  *   q  capability request ID made by call C: PAYLOAD `C NUL name NUL argsJSON`
  *   z  call ID wrote logs or metrics after it finished: PAYLOAD `{l?, m?}`
  *   w  bytes of WebAssembly memory in use (ID 0)
+ * After a call was stopped by its time limit, `salvage` answers what it had done, then
+ *   k  call ID was running, PAYLOAD how long it had run (ms); or
+ *   t  (ID 0) it had answered and hooks resuming after it ran past the limit
  * Records produced after `exchange` returned (an async hook finishing once the host delivered its
  * capability result) are kept for `watch`, a promise the host holds while async calls are open.
  */
@@ -369,7 +372,11 @@ export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): n
   /** Microtask turns `exchangeSettled` waits before it answers. */
   const SETTLE_TURNS = 8;
 
+  /** The last answer given, until the next call begins (see salvage). */
+  let answered = "";
+
   function begin(inbox: string): void {
+    answered = "";
     inCall = true;
     outbox = late;
     late = "";
@@ -390,6 +397,7 @@ export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): n
     inCall = false;
     const out = outbox;
     outbox = "";
+    answered = out;
     return out;
   }
 
@@ -438,13 +446,22 @@ export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): n
      * `k` for the hook that was running, with how long it had run (ms).
      */
     salvage(): string {
-      let out = outbox;
+      let out: string;
+      if (answered !== "" || (runningId < 0 && !inCall)) {
+        // Stopped after it had answered, while hooks resumed in the microtask turns that follow a
+        // call: the answer stands, and `t` says the resumed hooks ran past the limit.
+        out = answered + late + "t0:0:";
+        late = "";
+      } else {
+        out = outbox;
+        if (runningId >= 0) {
+          const ran = StringCtor(now() - runningSince);
+          out += "k" + runningId + ":" + ran.length + ":" + ran;
+        }
+      }
+      answered = "";
       outbox = "";
       inCall = false;
-      if (runningId >= 0) {
-        const ran = StringCtor(now() - runningSince);
-        out += "k" + runningId + ":" + ran.length + ":" + ran;
-      }
       runningId = -1;
       return out;
     },

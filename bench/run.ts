@@ -8,8 +8,8 @@
  * BENCH_CONNECTIONS (50), BENCH_WARMUP seconds per proxy (1), BENCH_JSON=FILE (write the results),
  * BENCH_KEEP=1 (keep the temp dir with the generated configs), BENCH_BODY_BYTES=N (POST a JSON
  * body of about N bytes instead of GET, e.g. 100 for an API call), BENCH_WITHOUT=nginx,wrk (pretend
- * they are missing), BENCH_PLUGIN_COSTS=0 / BENCH_REDIS=0 (skip the built-ins' sections after the
- * proxy table). See docs/benchmarks.md.
+ * they are missing), BENCH_PLUGIN_COSTS=0 / BENCH_REDIS=0 / BENCH_HOSTILE=0 (skip the sections after
+ * the proxy table). See docs/benchmarks.md.
  */
 import { cpus } from "node:os";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -29,9 +29,10 @@ import { scenarios, type BenchContext, type RunningProxy, type Scenario } from "
 import { baselines, targets } from "./targets.js";
 import { measurePluginCosts, pluginCostsTable } from "./plugin-costs.js";
 import { measureRedisLatency, redisLatencyReport, redisUnavailable } from "./redis-latency.js";
+import { hostileNeighbourReport, measureHostileNeighbour } from "./hostile-neighbour.js";
 
 /** Sections after the proxy table, selectable by name in BENCH_ONLY like the scenarios. */
-const SECTIONS = ["plugin-costs", "redis-latency"];
+const SECTIONS = ["plugin-costs", "redis-latency", "hostile-neighbour"];
 
 const distBench = fileURLToPath(new URL(".", import.meta.url));
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -200,6 +201,13 @@ async function sections(): Promise<void> {
     say(`Built-in plugins: added cost per request (in the real sandbox through weir/sdk/testing, process CPU, median of ${r} rounds of ${n}):`);
     const rows = await measurePluginCosts({ n, rounds: r, say });
     say(pluginCostsTable(rows));
+  }
+  if (wanted("hostile-neighbour", "BENCH_HOSTILE")) {
+    const seconds = Math.max(1, Math.round(envNumber("BENCH_SECONDS", 5))), connections = Math.max(1, Math.round(envNumber("BENCH_CONNECTIONS", 50)));
+    say();
+    say(`A hostile plugin's neighbour: /good (no plugins) under wrk -c${connections} -d${seconds}s, alone and while 30 requests to a route whose plugin burns its time limit on every other call are in flight (one Weir, CLI):`);
+    const r = await measureHostileNeighbour({ seconds, connections, say });
+    say(typeof r === "string" ? `hostile-neighbour: skipped, ${r}` : hostileNeighbourReport(r));
   }
   if (wanted("redis-latency", "BENCH_REDIS")) {
     const url = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";

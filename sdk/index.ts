@@ -155,9 +155,10 @@ export interface RateLimitOptions {
 
 /**
  * Counts one request against `key` with GCRA, done by the host; needs `permissions: { store: true }`.
- * In-process it answers synchronously (a few µs, the hook stays synchronous); with `store.redis`
- * it answers a Promise (one atomic Redis script, shared by every instance) that settles within
- * ~100 ms even when Redis is down. Keys are namespaced per plugin.
+ * Answers a Promise: in-process the host counts at once and the answer comes back in the next
+ * crossing; with `store.redis` it is one atomic Redis script, shared by every instance, that settles
+ * within ~100 ms even when Redis is down. Keys are namespaced per plugin. (The type also allows a
+ * plain result, so that code written as below keeps working whichever the host gives.)
  * @example
  * const r = ctx.rateLimit("ip:" + ctx.client.ip, { limit: 100, windowMs: 60_000 });
  * const d = r instanceof Promise ? await r : r;
@@ -166,8 +167,8 @@ export interface RateLimitOptions {
 export type RateLimit = (key: string, options: RateLimitOptions) => RateLimitResult | Promise<RateLimitResult>;
 
 /**
- * Counters and histograms exported on the admin `/metrics` as `weir_<plugin>_<name>`. Updates made
- * while a hook runs synchronously travel back with its result (no extra crossing); no permission
+ * Counters and histograms exported on the admin `/metrics` as `weir_<plugin>_<name>`. Updates
+ * travel back with the hook's result (no extra crossing); no permission
  * needed, but at most 5,000 label combinations per plugin (more are dropped and counted). Best
  * called from `onLog`, off the request path.
  * @example ctx.metrics.observe("request_duration_seconds", ctx.timing.total / 1000, { route: ctx.route.name });

@@ -1,9 +1,8 @@
 /**
  * rate-limit: `limit` requests per `window` for each client (`by`), counted with GCRA by the host
- * (`ctx.rateLimit`, core/store/gcra.ts). In-process the count is a synchronous host call, so this
- * plugin's hooks stay synchronous; with `store.redis` it is one atomic Redis script shared by
- * every worker and instance, and a Redis outage is bounded to ~100 ms and decided by
- * `onStoreError`.
+ * (`ctx.rateLimit`, a promise: the host counts in-process at once, or with `store.redis` with one
+ * atomic Redis script shared by every worker and instance, a Redis outage bounded to ~100 ms and
+ * decided by `onStoreError`).
  *
  * Every response carries RateLimit-Limit / -Remaining / -Reset (delta seconds, as in
  * draft-ietf-httpapi-ratelimit-headers); a refusal is 429 with Retry-After and a JSON body.

@@ -15,6 +15,16 @@ export const ErrorCodes = {
   HEADERS_TOO_LARGE: "WEIR_ERR_HEADERS_TOO_LARGE",
   REQUEST_TIMEOUT: "WEIR_ERR_REQUEST_TIMEOUT",
   PLUGIN_FAILED: "WEIR_ERR_PLUGIN_FAILED",
+  /** The plugin's hook ran past limits.timeoutMs and was stopped. */
+  PLUGIN_TIMEOUT: "WEIR_ERR_PLUGIN_TIMEOUT",
+  /** The plugin's hook ran past limits.timeoutMs and V8 could not stop it: its isolate was given up. */
+  PLUGIN_STUCK: "WEIR_ERR_PLUGIN_STUCK",
+  /** The plugin went over limits.memoryMb; its isolate was replaced. */
+  PLUGIN_MEMORY: "WEIR_ERR_PLUGIN_MEMORY",
+  /** An async hook did not finish within limits.asyncTimeoutMs. */
+  PLUGIN_ASYNC_TIMEOUT: "WEIR_ERR_PLUGIN_ASYNC_TIMEOUT",
+  /** V8 gave up on the plugin's isolate (or it is being rebuilt after that). */
+  PLUGIN_ISOLATE_LOST: "WEIR_ERR_PLUGIN_ISOLATE_LOST",
   /** The plugin failed repeatedly and is skipped for a cooldown (its entry's onError applies). */
   PLUGIN_DEGRADED: "WEIR_ERR_PLUGIN_DEGRADED",
   /** This version of the plugin crashed its isolate repeatedly and is held back. */

@@ -73,19 +73,23 @@ export interface CallHost {
   extras(hook: string, json: string): void;
   /** The plugin is skipped now (degraded or quarantined): calls not yet sent are not sent. */
   skipping(): boolean;
+  /** The sandbox's guards refused an allocation V8 cannot survive or stop (what, in words). */
+  refused(what: string): void;
   /** Bytes of WebAssembly memory the isolate reported. */
   wasmBytes(bytes: number): void;
   /** The isolate must be replaced (after its calls were failed). */
   replace(reason: string): void;
   /**
-   * A call ran past its limit and V8 could not stop it: the isolate was given up (its thread may
-   * go on until the builtin ends). Reported like a catastrophe.
+   * A crossing ran past its limit and the margin (V8 has not stopped it): its calls have failed;
+   * new calls need another isolate. `ended` settles when the old isolate's crossing ends.
    */
-  stuck(reason: string): void;
+  stuck(sandbox: SandboxIsolate, ended: Promise<unknown>): void;
 }
 
-/** Beyond its time limit, how long a crossing may take before its isolate is given up. */
+/** Beyond its time limit, how long (of CPU time, checked this often) a crossing may take before its isolate is given up. */
 export const STUCK_MARGIN_MS = 100;
+/** Beyond its time limit, the wall-clock time after which a crossing's calls fail whatever its CPU time. */
+export const STUCK_WALL_CAP_MS = 2000;
 /** The most calls one crossing carries. */
 const MAX_BATCH = 64;
 /** Log-phase calls fill a crossing up to this many calls. */
@@ -177,17 +181,18 @@ export class IsolateCalls {
     }
     this.inFlight = batch;
     const timeout = this.host.timeoutMs;
-    const stuck = setTimeout(() => this.stuck(batch), timeout + STUCK_MARGIN_MS);
-    sandbox.exchange(inbox, timeout, settle).then(
+    const crossing = sandbox.exchange(inbox, timeout, settle);
+    const stuck = this.watchdog(sandbox, batch, timeout, crossing);
+    crossing.then(
       (out) => {
-        clearTimeout(stuck);
+        stuck.cancel();
         if (this.inFlight !== batch) return;
         this.inFlight = null;
         this.read(out);
         this.afterCrossing(batch);
       },
       (err: unknown) => {
-        clearTimeout(stuck);
+        stuck.cancel();
         if (this.inFlight !== batch) return;
         this.crossingFailed(sandbox, batch, delivered, err);
       },
@@ -250,12 +255,33 @@ export class IsolateCalls {
     (c.hook === "onLog" ? this.background : this.queue).unshift(c);
   }
 
-  /** The crossing outran its limit and the margin: V8 could not stop the plugin. */
-  private stuck(batch: Call[]): void {
+  /**
+   * Gives the isolate up when a crossing outruns its limit and the margin. Outrunning means using
+   * the CPU: an isolate whose thread was not scheduled (a loaded machine) has not had the chance
+   * to notice its limit yet, so the watchdog looks again, until the CPU time it used says V8
+   * could not stop it, or a hard wall-clock cap.
+   */
+  private watchdog(sandbox: SandboxIsolate, batch: Call[], timeout: number, crossing: Promise<unknown>): { cancel(): void } {
+    const cpuAtStart = sandbox.cpuTimeMs();
+    const startedAt = performance.now();
+    let timer: NodeJS.Timeout;
+    const check = (): void => {
+      if (this.inFlight !== batch) return;
+      const cpu = sandbox.cpuTimeMs() - cpuAtStart;
+      const wall = performance.now() - startedAt;
+      if (cpu >= timeout + STUCK_MARGIN_MS / 2 || wall >= timeout + STUCK_WALL_CAP_MS) this.stuck(sandbox, batch, crossing);
+      else timer = setTimeout(check, STUCK_MARGIN_MS);
+    };
+    timer = setTimeout(check, timeout + STUCK_MARGIN_MS);
+    return { cancel: () => clearTimeout(timer) };
+  }
+
+  /** The crossing outran its limit and the margin: its calls fail now, without waiting for V8. */
+  private stuck(sandbox: SandboxIsolate, batch: Call[], crossing: Promise<unknown>): void {
     if (this.inFlight !== batch) return;
     this.inFlight = null;
     this.failAll({ fault: "stuck" });
-    this.host.stuck(`a call ran past its ${this.host.timeoutMs} ms time limit and V8 could not stop it within ${STUCK_MARGIN_MS} ms more`);
+    this.host.stuck(sandbox, crossing.then(() => undefined, () => undefined));
   }
 
   /**
@@ -280,6 +306,7 @@ export class IsolateCalls {
         case "q": this.ask(id, payload); break;
         case "z": { const c = this.open.get(id); this.host.extras(c?.hook ?? "onLog", payload); break; }
         case "w": this.host.wasmBytes(Number(payload)); break;
+        case "g": this.host.refused(payload); break;
         case "k": running = { id, ms: Number(payload) }; break;
         case "t": running = "resumed"; break;
       }

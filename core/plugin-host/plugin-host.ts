@@ -15,7 +15,7 @@ import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { createHostCall, type Granted } from "./capabilities.js";
 import { compilePlugin, PluginCompileError, type CompiledPlugin } from "./compile-plugin.js";
-import { PluginFailure, PluginInstance, type InstanceEvents, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
+import { PluginFailure, PluginInstance, type FatalKind, type InstanceEvents, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
 import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
 import semver from "semver";
 import { checkBundleMatches, loadPackagedPlugin, type LoadPolicy } from "../marketplace/load-package.js";
@@ -27,8 +27,8 @@ export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 50
 export const QUARANTINE_AFTER = 2;
 export const QUARANTINE_WINDOW_MS = 10 * 60_000;
 
-/** A plugin version V8 gave up on. */
-export interface FatalPluginEvent { plugin: string; version: string; hash: string; file: string; at: string; reason: string }
+/** A plugin version that did what takes a process down (see FatalKind). */
+export interface FatalPluginEvent { plugin: string; version: string; hash: string; file: string; at: string; reason: string; kind: FatalKind }
 
 /** A quarantined plugin version. */
 export interface QuarantineEntry { hash: string; plugin: string; version: string; reason: string; since: string }
@@ -179,10 +179,10 @@ export class PluginHost {
   private events(info: EntryInfo): InstanceEvents {
     return {
       failed: (inst, failure) => this.onFailure(inst.name, failure),
-      fatal: (inst, reason) => {
+      fatal: (inst, reason, kind) => {
         const hash = inst.compiled.hash;
-        const e: FatalPluginEvent = { plugin: inst.name, version: inst.manifest.version, hash, file: info.file, at: info.at, reason };
-        this.log.error({ ...e }, "V8 gave up on a plugin's isolate; it was replaced");
+        const e: FatalPluginEvent = { plugin: inst.name, version: inst.manifest.version, hash, file: info.file, at: info.at, reason, kind };
+        this.log.error({ ...e }, kind === "lost" ? "V8 gave up on a plugin's isolate; it was replaced" : kind === "stuck" ? "V8 could not stop a plugin; its isolate was replaced" : "a plugin asked for an allocation that would take the process down; refused");
         // The same rule the primary applies across workers, for this process alone (and for a Weir
         // run in-process, without a primary).
         const now = Date.now();
@@ -190,7 +190,7 @@ export class PluginHost {
         times.push(now);
         this.fatalAt.set(hash, times);
         if (times.length >= QUARANTINE_AFTER && !this.quarantine.has(hash)) {
-          const entry: QuarantineEntry = { hash, plugin: inst.name, version: inst.manifest.version, reason: `${times.length} fatal isolate errors within ${QUARANTINE_WINDOW_MS / 60_000} minutes (last: ${reason})`, since: new Date().toISOString() };
+          const entry: QuarantineEntry = { hash, plugin: inst.name, version: inst.manifest.version, reason: `${times.length} times within ${QUARANTINE_WINDOW_MS / 60_000} minutes it did what takes a process down (last: ${reason})`, since: new Date().toISOString() };
           this.setQuarantine([...this.quarantine.values(), entry]);
           this.log.error({ plugin: entry.plugin, version: entry.version, hash, reason: entry.reason }, "plugin version quarantined");
         }

@@ -12,6 +12,7 @@ import { SandboxIsolate } from "./sandbox-isolate.js";
 import { IsolateCalls, STUCK_MARGIN_MS, type CallFault, type CallOutcome } from "./isolate-calls.js";
 import { incrementMetric, observeMetric } from "./plugin-metrics.js";
 import type { HookTimer } from "../metrics/plugin-metrics.js";
+import { ErrorCodes } from "../errors.js";
 
 /** Where a request adds up the time its plugin hooks took (ProxyRequest, for the access log). */
 export interface HookTimeSink { pluginMs: number }
@@ -37,9 +38,19 @@ export interface InstanceLimits {
   loadTimeoutMs?: number;
 }
 
-/** A hook's outcome that is not a result: the caller applies the entry's onError. */
+/**
+ * A hook's outcome that is not a result: the caller applies the entry's onError. `code` is the
+ * stable code of the kind of failure (core/errors.ts), `limit` the limit that was hit, if one was.
+ */
 export class PluginFailure {
-  constructor(readonly plugin: string, readonly hook: string, readonly message: string, readonly code = "WEIR_ERR_PLUGIN_FAILED") {}
+  constructor(
+    readonly plugin: string,
+    readonly hook: string,
+    readonly message: string,
+    readonly code: string = ErrorCodes.PLUGIN_FAILED,
+    readonly version = "",
+    readonly limit: string | null = null,
+  ) {}
 }
 
 export type InstanceState = "active" | "degraded" | "rebuilding" | "failed" | "quarantined";
@@ -48,9 +59,22 @@ export type InstanceState = "active" | "degraded" | "rebuilding" | "failed" | "q
 export interface InstanceEvents {
   /** A call failed (metrics, logs). */
   failed(instance: PluginInstance, failure: PluginFailure): void;
-  /** V8 gave up on the instance's isolate (see SandboxOptions.onCatastrophe). */
-  fatal(instance: PluginInstance, reason: string): void;
+  /**
+   * The plugin did what takes a process down (see FatalKind); repeated, the host quarantines the
+   * version.
+   */
+  fatal(instance: PluginInstance, reason: string, kind: FatalKind): void;
 }
+
+/**
+ * `lost`: V8 gave up on the isolate (its thread and memory cannot be recovered: a supervised Weir
+ * replaces the worker); `stuck`: V8 could not stop a call for a second past its limit; `refused`:
+ * the plugin asked for an allocation that V8 cannot survive or stop, refused by the sandbox's guards.
+ */
+export type FatalKind = "lost" | "stuck" | "refused";
+
+/** CPU time past the margin a stuck isolate may burn before its plugin counts as unstoppable. */
+export const UNSTOPPABLE_MS = 1000;
 
 /** Consecutive failures after which a plugin is skipped for a cooldown. */
 export const DEGRADED_AFTER = 5;
@@ -89,7 +113,7 @@ export class PluginInstance {
   calls = 0;
   /** Calls skipped because the plugin was degraded or quarantined. */
   skipped = 0;
-  readonly errors: { at: string; hook: string; message: string }[] = [];
+  readonly errors: { at: string; hook: string; message: string; code?: string }[] = [];
 
   readonly hasRequest: boolean;
   readonly hasResponse: boolean;
@@ -128,7 +152,8 @@ export class PluginInstance {
       extras: (_hook, json) => this.extras(json),
       wasmBytes: (bytes) => this.checkWasm(bytes),
       replace: () => this.rebuild(),
-      stuck: (reason) => this.lost(reason, false),
+      stuck: (sandbox, ended) => this.stuck(sandbox, ended),
+      refused: (what) => this.events.fatal(this, `refused ${what}: an allocation that would take the process down or could not be stopped`, "refused"),
       skipping: () => this.quarantined !== null || (this.consecutiveFailures >= DEGRADED_AFTER && performance.now() < this.degradedUntil),
     });
   }
@@ -181,7 +206,7 @@ export class PluginInstance {
     const skip = this.skipReason();
     if (skip !== null) {
       this.skipped++;
-      return new PluginFailure(this.manifest.name, hook, skip, this.quarantined !== null ? "WEIR_ERR_PLUGIN_QUARANTINED" : "WEIR_ERR_PLUGIN_DEGRADED");
+      return new PluginFailure(this.manifest.name, hook, skip, this.quarantined !== null ? ErrorCodes.PLUGIN_QUARANTINED : ErrorCodes.PLUGIN_DEGRADED, this.manifest.version);
     }
     this.calls++;
     return new Promise((resolve) => {
@@ -224,10 +249,23 @@ export class PluginInstance {
     if (sink !== undefined) sink.pluginMs += o.ms;
     if (typeof o.result !== "string" && o.result.fault === "skipped") {
       this.skipped++;
-      return new PluginFailure(this.manifest.name, hook, this.skipReason() ?? "skipped", this.quarantined !== null ? "WEIR_ERR_PLUGIN_QUARANTINED" : "WEIR_ERR_PLUGIN_DEGRADED");
+      return new PluginFailure(this.manifest.name, hook, this.skipReason() ?? "skipped", this.quarantined !== null ? ErrorCodes.PLUGIN_QUARANTINED : ErrorCodes.PLUGIN_DEGRADED, this.manifest.version);
     }
-    if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result));
+    if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result), ...this.codeOf(o.result));
     return this.check(hook, o.result);
+  }
+
+  /** The stable code and the limit of a fault. */
+  private codeOf(f: CallFault): [string, string | null] {
+    const l = this.limits;
+    switch (f.fault) {
+      case "timeout": return [ErrorCodes.PLUGIN_TIMEOUT, `limits.timeoutMs=${l.timeoutMs}`];
+      case "stuck": return [ErrorCodes.PLUGIN_STUCK, `limits.timeoutMs=${l.timeoutMs}`];
+      case "memory": return [ErrorCodes.PLUGIN_MEMORY, `limits.memoryMb=${l.memoryMb}`];
+      case "async-timeout": return [ErrorCodes.PLUGIN_ASYNC_TIMEOUT, `limits.asyncTimeoutMs=${l.asyncTimeoutMs}`];
+      case "gone": case "rebuilding": return [ErrorCodes.PLUGIN_ISOLATE_LOST, null];
+      default: return [ErrorCodes.PLUGIN_FAILED, null];
+    }
   }
 
   private describe(f: CallFault): string {
@@ -277,7 +315,7 @@ export class PluginInstance {
     this.wasmBytes = bytes;
     const used = (this.sandbox?.heapUsed() ?? 0) + bytes;
     if (used > this.limits.memoryMb * 1048576) {
-      this.recordError("memory", `heap and WebAssembly memory (${Math.round(used / 1048576)} MB) went over the ${this.limits.memoryMb} MB limit (limits.memoryMb); the isolate was replaced`);
+      this.recordError("memory", `heap and WebAssembly memory (${Math.round(used / 1048576)} MB) went over the ${this.limits.memoryMb} MB limit (limits.memoryMb); the isolate was replaced`, ErrorCodes.PLUGIN_MEMORY);
       this.calls_.failAll({ fault: "memory" });
       this.rebuild();
     }
@@ -299,12 +337,12 @@ export class PluginInstance {
     this.probing = false;
   }
 
-  private recordError(hook: string, message: string): void {
-    this.errors.push({ at: new Date().toISOString(), hook, message });
+  private recordError(hook: string, message: string, code?: string): void {
+    this.errors.push({ at: new Date().toISOString(), hook, message, ...(code !== undefined ? { code } : {}) });
     if (this.errors.length > MAX_ERRORS_KEPT) this.errors.shift();
   }
 
-  private fail(hook: string, message: string): PluginFailure {
+  private fail(hook: string, message: string, code: string = ErrorCodes.PLUGIN_FAILED, limit: string | null = null): PluginFailure {
     this.failures++;
     this.consecutiveFailures++;
     if (this.consecutiveFailures >= DEGRADED_AFTER) {
@@ -313,33 +351,60 @@ export class PluginInstance {
       this.probing = false;
       this.degradedUntil = performance.now() + this.cooldownMs;
     }
-    this.recordError(hook, message);
-    const failure = new PluginFailure(this.manifest.name, hook, message);
+    this.recordError(hook, message, code);
+    const failure = new PluginFailure(this.manifest.name, hook, message, code, this.manifest.version, limit);
     this.events.failed(this, failure);
     return failure;
   }
 
   /**
-   * V8 gave up on the isolate (`catastrophe`), or could not stop a call in it: its calls fail, the
-   * host hears of it (repeated, it quarantines the version), a new isolate takes over.
+   * V8 gave up on the isolate: its calls fail, the host hears of it (repeated, it quarantines the
+   * version), a new isolate takes over. The lost one is never touched again.
    */
-  private lost(reason: string, catastrophe = true): void {
-    const message = catastrophe ? `V8 could not go on in the plugin's isolate (${reason}); the isolate was abandoned and replaced` : `${reason}; the isolate was abandoned and replaced`;
-    this.recordError("isolate", message);
-    if (catastrophe) this.calls_.failAll({ fault: "gone", detail: message });
-    this.events.fatal(this, reason);
+  private lost(reason: string): void {
+    const message = `V8 could not go on in the plugin's isolate (${reason}); the isolate was abandoned and replaced`;
+    this.recordError("isolate", message, ErrorCodes.PLUGIN_ISOLATE_LOST);
+    this.calls_.failAll({ fault: "gone", detail: message });
+    this.events.fatal(this, reason, "lost");
+    this.sandbox = null; // not disposed: its thread holds the isolate for good
     this.rebuild();
   }
 
-  /** Replaces a disposed, lost or stuck isolate with a fresh one from the same bundle. */
-  private rebuild(): void {
+  /**
+   * A crossing ran past its limit and V8 has not stopped it (a builtin that ignores the limit, a
+   * collection near the memory limit): its calls have failed already; new calls go to a fresh
+   * isolate while the old one is left to end. If it keeps burning CPU for UNSTOPPABLE_MS more, V8
+   * cannot stop this plugin: that counts towards quarantine, and the old isolate is disposed.
+   */
+  private stuck(old: SandboxIsolate, ended: Promise<unknown>): void {
+    const cpuAtStuck = old.cpuTimeMs();
+    let done = false;
+    const watch = setInterval(() => {
+      if (done || old.disposed) { clearInterval(watch); return; }
+      if (old.cpuTimeMs() - cpuAtStuck < UNSTOPPABLE_MS) return;
+      clearInterval(watch);
+      const reason = `a call ran past its ${this.limits.timeoutMs} ms time limit (limits.timeoutMs) and V8 could not stop it for ${UNSTOPPABLE_MS} ms of CPU more`;
+      this.recordError("isolate", `${reason}; the isolate was disposed`, ErrorCodes.PLUGIN_STUCK);
+      this.events.fatal(this, reason, "stuck");
+      old.dispose();
+    }, 100);
+    watch.unref();
+    void ended.then(() => { done = true; clearInterval(watch); if (this.sandbox !== old) old.dispose(); });
+    this.rebuild(false);
+  }
+
+  /**
+   * Replaces a disposed, lost or stuck isolate with a fresh one from the same bundle (`disposeOld`
+   * false: the caller keeps the old one until its crossing ends).
+   */
+  private rebuild(disposeOld = true): void {
     if (this.rebuilding || this.retired) {
-      if (this.retired) { this.sandbox?.dispose(); this.sandbox = null; }
+      if (this.retired && disposeOld) { this.sandbox?.dispose(); this.sandbox = null; }
       return;
     }
     const old = this.sandbox;
     this.sandbox = null;
-    old?.dispose();
+    if (disposeOld) old?.dispose();
     this.rebuilding = (async () => {
       let s: SandboxIsolate | null = null;
       s = await SandboxIsolate.create({

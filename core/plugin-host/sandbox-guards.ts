@@ -26,7 +26,7 @@ export interface GuardSettings {
   wasm: boolean;
 }
 
-export function sandboxGuards(g: Record<string, unknown>, settings: GuardSettings): { wasmBytes(): number } {
+export function sandboxGuards(g: Record<string, unknown>, settings: GuardSettings): { wasmBytes(): number; refusals(): string } {
   const apply = Reflect.apply;
   const defineProperty = Object.defineProperty;
   const getPrototypeOf = Object.getPrototypeOf;
@@ -44,7 +44,10 @@ export function sandboxGuards(g: Record<string, unknown>, settings: GuardSetting
     if (!(n > 0)) return 0;
     return n === Infinity ? 9007199254740991 : floor(n);
   }
+  /** What was refused since the host last asked (the first of them), "" for nothing. */
+  let refused = "";
   function tooLong(what: string, n: number, max: number): Error {
+    if (refused === "") refused = `${what} with a length of ${n}`;
     return new RangeErrorCtor(`${what}: a length of ${n} is more than a plugin limited to ${mb} MB can use (at most ${max}); this is refused before it runs because V8 cannot stop it in time`);
   }
 
@@ -136,7 +139,12 @@ export function sandboxGuards(g: Record<string, unknown>, settings: GuardSetting
       const c = apply(charCodeAt, text, [i]) as number;
       if (inString) { if (c === 92) i++; else if (c === 34) inString = false; continue; }
       if (c === 34) inString = true;
-      else if (c === 91 || c === 123) { if (++depth > 10000) throw new RangeErrorCtor("JSON.parse: the text nests deeper than 10000 levels"); }
+      else if (c === 91 || c === 123) {
+        if (++depth > 10000) {
+          if (refused === "") refused = "JSON.parse of text nested deeper than 10000 levels";
+          throw new RangeErrorCtor("JSON.parse: the text nests deeper than 10000 levels");
+        }
+      }
       else if (c === 93 || c === 125) depth--;
     }
   });
@@ -276,6 +284,11 @@ export function sandboxGuards(g: Record<string, unknown>, settings: GuardSetting
   }
 
   return {
+    refusals(): string {
+      const r = refused;
+      refused = "";
+      return r;
+    },
     /** Bytes of WebAssembly memory in use now. */
     wasmBytes(): number {
       let bytes = 0;

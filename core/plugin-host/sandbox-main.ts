@@ -25,6 +25,7 @@
  *   q  capability request ID made by call C: PAYLOAD `C NUL name NUL argsJSON`
  *   z  call ID wrote logs or metrics after it finished: PAYLOAD `{l?, m?}`
  *   w  bytes of WebAssembly memory in use (ID 0)
+ *   g  (ID 0) the guards refused an allocation V8 cannot survive or stop: PAYLOAD says which
  * After a call was stopped by its time limit, `salvage` answers what it had done, then
  *   k  call ID was running, PAYLOAD how long it had run (ms); or
  *   t  (ID 0) it had answered and hooks resuming after it ran past the limit
@@ -33,7 +34,7 @@
  */
 declare const globalThis: Record<string, unknown>;
 
-export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): number }, wasm: boolean): void {
+export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): number; refusals(): string }, wasm: boolean): void {
   // Captured before plugin code runs: a plugin that replaces a builtin breaks only its own calls.
   const stringify = JSON.stringify;
   const parse = JSON.parse;
@@ -394,6 +395,8 @@ export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): n
 
   function end(): string {
     if (wasm) record("w", 0, StringCtor(guards.wasmBytes()));
+    const refused = guards.refusals();
+    if (refused !== "") record("g", 0, refused);
     inCall = false;
     const out = outbox;
     outbox = "";

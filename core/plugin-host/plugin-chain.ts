@@ -287,12 +287,21 @@ function dropHopByHop(list: string[], keepLength = false): string[] {
   return out;
 }
 
-/** A request header list from a plugin: Host becomes the upstream Host; Weir's own headers stay Weir's. */
+/**
+ * A request header list from a plugin; Weir's own headers stay Weir's. The list a plugin gets back
+ * holds the Host it was shown (the client's): only a Host the plugin changed becomes the upstream
+ * Host. Otherwise the route's rule holds (the target's host:port, or the client's with
+ * `preserveHost`), whatever else the plugin set.
+ */
 function applyRequestHeaders(pr: ProxyRequest, list: string[]): void {
   const forward: string[] = [];
+  const shown = pr.hostOverride ?? pr.inbound.host;
   for (let i = 0; i < list.length; i += 2) {
     const lower = list[i]!.toLowerCase();
-    if (lower === "host") { pr.hostOverride = list[i + 1]!; continue; }
+    if (lower === "host") {
+      if (list[i + 1] !== shown) pr.hostOverride = list[i + 1]!;
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || RESERVED_REQUEST.has(lower)) {
       if (lower === "content-length") forward.push(list[i]!, list[i + 1]!); // kept as the client sent it
       continue;

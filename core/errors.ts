@@ -40,6 +40,8 @@ export const ErrorCodes = {
   UNAUTHORIZED: "WEIR_ERR_UNAUTHORIZED",
   NOT_FOUND: "WEIR_ERR_NOT_FOUND",
   STORE_UNAVAILABLE: "WEIR_ERR_STORE_UNAVAILABLE",
+  /** Weir itself failed while handling a request (a bug): answered 500, logged with its stack. */
+  INTERNAL: "WEIR_ERR_INTERNAL",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

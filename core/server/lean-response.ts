@@ -24,6 +24,7 @@ export interface ResponseSink {
 export class LeanRequest implements InboundRequest {
   readonly complete = true;
   readonly readableDidRead = false;
+  readonly httpVersionMajor = 1;
   readonly httpVersionMinor = 1;
   private merged: IncomingHttpHeaders | null = null;
 

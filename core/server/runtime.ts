@@ -261,6 +261,10 @@ export class WeirRuntime implements LifecycleHost {
     this.access?.unparsed(peer, requestId, status, message);
   }
 
+  internalError(err: unknown, where: string): void {
+    this.log.error({ code: ErrorCodes.INTERNAL, where, err }, "an exception was caught at the listener; the connection was answered and closed, the process keeps serving");
+  }
+
   requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: InboundRequest; rejection: Rejection }): void {
     if (pr !== null) {
       const now = performance.now();

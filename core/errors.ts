@@ -27,6 +27,10 @@ export const ErrorCodes = {
   PLUGIN_ISOLATE_LOST: "WEIR_ERR_PLUGIN_ISOLATE_LOST",
   /** The plugin failed repeatedly and is skipped for a cooldown (its entry's onError applies). */
   PLUGIN_DEGRADED: "WEIR_ERR_PLUGIN_DEGRADED",
+  /** The plugin set a header Weir may not write: a name that is not a token, a value with a control character, too many bytes. */
+  PLUGIN_INVALID_HEADER: "WEIR_ERR_PLUGIN_INVALID_HEADER",
+  /** The plugin handed back something else Weir cannot use: a status, a path, a malformed result. */
+  PLUGIN_INVALID_RESULT: "WEIR_ERR_PLUGIN_INVALID_RESULT",
   /** This version of the plugin crashed its isolate repeatedly and is held back. */
   PLUGIN_QUARANTINED: "WEIR_ERR_PLUGIN_QUARANTINED",
   UPSTREAM_UNREACHABLE: "WEIR_ERR_UPSTREAM_UNREACHABLE",

@@ -51,7 +51,9 @@ export function replyLocalRaw(socket: Duplex, status: number, headers: string[],
   if (!socket.writable) { socket.destroy(); return; }
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  socket.end(head + `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n` + body);
+  head += `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n`;
+  // A head is bytes (a header value's obs-text is one byte each: latin1); the body is UTF-8.
+  socket.end(Buffer.concat([Buffer.from(head, "latin1"), Buffer.from(body)]));
   socket.once("finish", () => setTimeout(() => socket.destroy(), 1000).unref());
 }
 
@@ -61,5 +63,8 @@ export function replyLocal(res: ClientResponse, status: number, headers: string[
   const h = headers.slice();
   h.push("content-length", String(Buffer.byteLength(body)), "x-request-id", requestId);
   res.writeHead(status, h);
-  res.end(body);
+  // A Buffer, not the string: given a string body, node:http sends the head in the body's
+  // encoding (UTF-8), and a header value's obs-text (0x80-0xFF, one byte each) would reach the
+  // client as two bytes.
+  res.end(Buffer.from(body));
 }

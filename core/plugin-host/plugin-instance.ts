@@ -14,8 +14,11 @@ import { incrementMetric, observeMetric } from "./plugin-metrics.js";
 import type { HookTimer } from "../metrics/plugin-metrics.js";
 import { ErrorCodes } from "../errors.js";
 
-/** Where a request adds up the time its plugin hooks took (ProxyRequest, for the access log). */
-export interface HookTimeSink { pluginMs: number }
+/**
+ * Where a request adds up the time its plugin hooks took (ProxyRequest, for the access log); its
+ * id tags the failures of its calls.
+ */
+export interface HookTimeSink { pluginMs: number; readonly requestId?: string }
 
 export interface PluginManifest {
   name: string;
@@ -41,6 +44,8 @@ export interface InstanceLimits {
 /**
  * A hook's outcome that is not a result: the caller applies the entry's onError. `code` is the
  * stable code of the kind of failure (core/errors.ts), `limit` the limit that was hit, if one was.
+ * `detail` is set when Weir refused what the plugin handed back (a header, a status): Weir's own
+ * words, which the client's 500 may carry (a plugin's own error message stays in the log).
  */
 export class PluginFailure {
   constructor(
@@ -50,6 +55,8 @@ export class PluginFailure {
     readonly code: string = ErrorCodes.PLUGIN_FAILED,
     readonly version = "",
     readonly limit: string | null = null,
+    readonly requestId = "",
+    readonly detail: string | null = null,
   ) {}
 }
 
@@ -90,6 +97,8 @@ export class PluginInstance {
   private sandbox: SandboxIsolate | null;
   private rebuilding: Promise<void> | null = null;
   private consecutiveFailures = 0;
+  /** consecutiveFailures before the last success reset it (see refuse). */
+  private failuresBeforeSuccess = 0;
   /** While degraded: skipped until this time (performance.now()). */
   private degradedUntil = 0;
   private cooldownMs = DEGRADED_COOLDOWN_MS;
@@ -251,8 +260,8 @@ export class PluginInstance {
       this.skipped++;
       return new PluginFailure(this.manifest.name, hook, this.skipReason() ?? "skipped", this.quarantined !== null ? ErrorCodes.PLUGIN_QUARANTINED : ErrorCodes.PLUGIN_DEGRADED, this.manifest.version);
     }
-    if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result), ...this.codeOf(o.result));
-    return this.check(hook, o.result);
+    if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result), ...this.codeOf(o.result), sink?.requestId);
+    return this.check(hook, o.result, sink?.requestId);
   }
 
   /** The stable code and the limit of a fault. */
@@ -321,11 +330,11 @@ export class PluginInstance {
     }
   }
 
-  private check(hook: string, r: string): string | PluginFailure {
+  private check(hook: string, r: string, requestId: string | undefined): string | PluginFailure {
     if (r.length > 1 && r.startsWith('{"e":')) {
       let message = "the plugin failed";
       try { message = (JSON.parse(r) as { e: string }).e; } catch { /* keep the generic message */ }
-      return this.fail(hook, message);
+      return this.fail(hook, message, ErrorCodes.PLUGIN_FAILED, null, requestId);
     }
     this.succeeded();
     return r;
@@ -333,6 +342,7 @@ export class PluginInstance {
 
   private succeeded(): void {
     if (this.consecutiveFailures >= DEGRADED_AFTER) this.cooldownMs = DEGRADED_COOLDOWN_MS;
+    this.failuresBeforeSuccess = this.consecutiveFailures;
     this.consecutiveFailures = 0;
     this.probing = false;
   }
@@ -342,7 +352,19 @@ export class PluginInstance {
     if (this.errors.length > MAX_ERRORS_KEPT) this.errors.shift();
   }
 
-  private fail(hook: string, message: string, code: string = ErrorCodes.PLUGIN_FAILED, limit: string | null = null): PluginFailure {
+  /**
+   * Weir refused what a call handed back (`detail` says what, e.g. `set request header "x-a" to a
+   * value with a control character (0x01)`): the plugin's failure like a throw, counted, logged
+   * and shown in /plugins.
+   */
+  refuse(hook: string, detail: string, code: string, requestId: string): PluginFailure {
+    // The call counted as a success when it returned; refused, it was not one: a plugin that
+    // keeps handing back bad headers is degraded like one that keeps throwing.
+    this.consecutiveFailures = Math.max(this.consecutiveFailures, this.failuresBeforeSuccess);
+    return this.fail(hook, `plugin "${this.manifest.name}" ${detail}`, code, null, requestId, detail);
+  }
+
+  private fail(hook: string, message: string, code: string = ErrorCodes.PLUGIN_FAILED, limit: string | null = null, requestId = "", detail: string | null = null): PluginFailure {
     this.failures++;
     this.consecutiveFailures++;
     if (this.consecutiveFailures >= DEGRADED_AFTER) {
@@ -352,7 +374,7 @@ export class PluginInstance {
       this.degradedUntil = performance.now() + this.cooldownMs;
     }
     this.recordError(hook, message, code);
-    const failure = new PluginFailure(this.manifest.name, hook, message, code, this.manifest.version, limit);
+    const failure = new PluginFailure(this.manifest.name, hook, message, code, this.manifest.version, limit, requestId, detail);
     this.events.failed(this, failure);
     return failure;
   }

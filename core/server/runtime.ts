@@ -97,7 +97,7 @@ export class WeirRuntime implements LifecycleHost {
     this.plugins.onPluginLog = (name, lines) => this.writePluginLog(name, "", lines);
     this.plugins.onFailure = (name, f) => {
       this.metrics.plugins.failed(name, f.hook);
-      this.log.warn({ plugin: name, version: f.version, hook: f.hook, code: f.code, ...(f.limit !== null ? { limit: f.limit } : {}), error: f.message }, "plugin failed");
+      this.log.warn({ plugin: name, version: f.version, hook: f.hook, code: f.code, ...(f.limit !== null ? { limit: f.limit } : {}), ...(f.requestId !== "" ? { requestId: f.requestId } : {}), error: f.message }, "plugin failed");
     };
   }
 

@@ -31,6 +31,8 @@ export const ErrorCodes = {
   PLUGIN_INVALID_HEADER: "WEIR_ERR_PLUGIN_INVALID_HEADER",
   /** The plugin handed back something else Weir cannot use: a status, a path, a malformed result. */
   PLUGIN_INVALID_RESULT: "WEIR_ERR_PLUGIN_INVALID_RESULT",
+  /** A ctx.metrics write was dropped: an invalid name or label, a name that is taken, or past limits.maxMetricSeries. */
+  PLUGIN_METRIC_DROPPED: "WEIR_ERR_PLUGIN_METRIC_DROPPED",
   /** This version of the plugin crashed its isolate repeatedly and is held back. */
   PLUGIN_QUARANTINED: "WEIR_ERR_PLUGIN_QUARANTINED",
   UPSTREAM_UNREACHABLE: "WEIR_ERR_UPSTREAM_UNREACHABLE",

@@ -61,7 +61,7 @@ function parseResult(inst: PluginInstance, pr: ProxyRequest, hook: string, r: st
   if (typeof out !== "object" || out === null || Array.isArray(out)) return inst.refuse(hook, MALFORMED_RESULT.detail, MALFORMED_RESULT.code, pr.requestId);
   const o = out as Record<string, unknown>;
   if (o.l !== undefined) pr.pluginLogs(inst.name, o.l);
-  if (o.m !== undefined) inst.applyMetrics(o.m);
+  if (o.m !== undefined) inst.applyMetrics(o.m, hook);
   const fault = resultFault(o, hook, pr.gen.limits.maxHeaderBytes);
   return fault === null ? o : inst.refuse(hook, fault.detail, fault.code, pr.requestId);
 }

@@ -10,7 +10,7 @@
 import type { CompiledPlugin } from "./compile-plugin.js";
 import { SandboxIsolate } from "./sandbox-isolate.js";
 import { IsolateCalls, STUCK_MARGIN_MS, type CallFault, type CallOutcome } from "./isolate-calls.js";
-import { incrementMetric, observeMetric } from "./plugin-metrics.js";
+import { DEFAULT_MAX_METRIC_SERIES, MetricBudget, writeMetric, type DropReason } from "./plugin-metrics.js";
 import type { HookTimer } from "../metrics/plugin-metrics.js";
 import { ErrorCodes } from "../errors.js";
 
@@ -39,6 +39,8 @@ export interface InstanceLimits {
   asyncTimeoutMs: number;
   /** Time limit of the plugin's top-level code when it loads. */
   loadTimeoutMs?: number;
+  /** Metric series the entry may make through ctx.metrics (plugin-metrics.ts). */
+  maxMetricSeries?: number;
 }
 
 /**
@@ -71,6 +73,11 @@ export interface InstanceEvents {
    * version.
    */
   fatal(instance: PluginInstance, reason: string, kind: FatalKind): void;
+  /**
+   * The first metric write of each kind the entry's budget dropped (the rest are only counted):
+   * for the log. `limit` names the limit that was hit, if one was.
+   */
+  metricDropped?(instance: PluginInstance, hook: string, reason: DropReason, message: string, limit: string | null): void;
 }
 
 /**
@@ -137,6 +144,8 @@ export class PluginInstance {
   timing: HookTimer | null = null;
   /** Logs a plugin asked for in onLog reach the host log through this. */
   onLogOutput: (instance: PluginInstance, logs: unknown) => void = () => undefined;
+  /** The entry's share of ctx.metrics; the host hands the entry's own (kept across hot reloads). */
+  metricBudget: MetricBudget;
 
   private constructor(
     readonly compiled: CompiledPlugin,
@@ -150,6 +159,7 @@ export class PluginInstance {
     private readonly wasm: boolean,
   ) {
     this.sandbox = sandbox;
+    this.metricBudget = new MetricBudget(manifest.name, "", limits.maxMetricSeries ?? DEFAULT_MAX_METRIC_SERIES);
     this.hasRequest = manifest.hooks.includes("onRequest");
     this.hasResponse = manifest.hooks.includes("onResponse");
     this.hasLog = manifest.hooks.includes("onLog");
@@ -158,7 +168,7 @@ export class PluginInstance {
       timeoutMs: limits.timeoutMs,
       asyncTimeoutMs: limits.asyncTimeoutMs,
       capability: (name, args) => this.hostCall(name, args),
-      extras: (_hook, json) => this.extras(json),
+      extras: (hook, json) => this.logResult(json, hook),
       wasmBytes: (bytes) => this.checkWasm(bytes),
       replace: () => this.rebuild(),
       stuck: (sandbox, ended) => this.stuck(sandbox, ended),
@@ -247,7 +257,7 @@ export class PluginInstance {
       if (this.disposing) { this.logDropped++; return; }
       this.calls++;
       const r = this.outcome("onLog", o, undefined);
-      if (typeof r === "string" && r !== "") this.logResult(r);
+      if (typeof r === "string" && r !== "") this.logResult(r, "onLog");
       if (this.disposeWhenDrained && this.calls_.pending === 0) this.disposeNow();
     }, true);
   }
@@ -292,32 +302,30 @@ export class PluginInstance {
   }
 
   /**
-   * Metric updates a hook made come back with its result; applied here. A bad one (wrong type,
-   * too many series) is recorded as an error of the plugin.
+   * Metric updates a hook made come back with its result; applied here, within the entry's
+   * budget. A write that is dropped (a bad name or label, a name that is taken, past
+   * limits.maxMetricSeries) is counted; the first of each kind is recorded as an error of the
+   * plugin and logged. The request goes on: a metric is never worth a 500.
    */
-  applyMetrics(ops: unknown): void {
+  applyMetrics(ops: unknown, hook: string): void {
     if (!Array.isArray(ops)) return;
-    for (const op of ops as unknown[][]) {
-      try {
-        if (op[0] === 0) incrementMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
-        else observeMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
-      } catch (err) {
-        this.recordError("metrics", String((err as Error).message));
-      }
+    const budget = this.metricBudget;
+    for (const op of ops as unknown[]) {
+      const o = Array.isArray(op) ? op : [];
+      const d = writeMetric(budget, o[0] === 0 ? 0 : 1, String(o[1]), typeof o[2] === "number" ? o[2] : Number.NaN, o[3] ?? undefined);
+      if (d === null || budget.dropped[d.reason] !== 1) continue;
+      this.recordError(hook, d.message, ErrorCodes.PLUGIN_METRIC_DROPPED);
+      this.events.metricDropped?.(this, hook, d.reason, d.message, d.reason === "limit" ? `limits.maxMetricSeries=${budget.limit}` : null);
     }
   }
 
-  private logResult(r: string): void {
-    try {
-      const out = JSON.parse(r) as { l?: unknown; m?: unknown };
-      if (out.m !== undefined) this.applyMetrics(out.m);
-      if (out.l !== undefined) this.onLogOutput(this, out.l);
-    } catch { /* a malformed onLog result changes nothing */ }
-  }
-
-  /** Logs and metrics written after a hook finished. */
-  private extras(json: string): void {
-    this.logResult(json);
+  /** Logs and metrics of an onLog call, or written after a hook finished (`z` records). */
+  private logResult(r: string, hook: string): void {
+    let out: { l?: unknown; m?: unknown };
+    try { out = JSON.parse(r) as { l?: unknown; m?: unknown }; } catch { return; /* a malformed result changes nothing */ }
+    if (typeof out !== "object" || out === null) return;
+    if (out.m !== undefined) this.applyMetrics(out.m, hook);
+    if (out.l !== undefined) this.onLogOutput(this, out.l);
   }
 
   private checkWasm(bytes: number): void {

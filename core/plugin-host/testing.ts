@@ -61,7 +61,7 @@ export interface LoadOptions {
   config?: Record<string, unknown>;
   /** What the route entry grants; default: everything the plugin declares. */
   permissions?: Granted;
-  limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number };
+  limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number; loadTimeoutMs?: number; maxMetricSeries?: number };
 }
 
 export interface TestPlugin {
@@ -120,7 +120,7 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
     if (r instanceof PluginFailure) { result.error = r.message; return result; }
     if (r === "") return result;
     const out = JSON.parse(r) as { h?: string[]; p?: string; s?: number; r?: { s: number; b: string; h: string[]; j: boolean }; v?: string; c?: string | null; l?: string[][]; ro?: string[][]; m?: unknown };
-    if (out.m !== undefined) instance.applyMetrics(out.m);
+    if (out.m !== undefined) instance.applyMetrics(out.m, phase);
     if (out.l) result.logs = out.l.map(([level, message, fields]) => ({ level: level!, message: message!, fields: fields ? JSON.parse(fields) : undefined }));
     // What Weir would refuse (a bad header, status or path) is the error Weir would give.
     const fault = resultFault(out, phase, DEFAULT_MAX_HEADER_BYTES);

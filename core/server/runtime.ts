@@ -297,6 +297,11 @@ export class WeirRuntime implements LifecycleHost {
     return this.plugins.all();
   }
 
+  /** The ctx.metrics budgets of the live plugin entries. */
+  metricBudgets() {
+    return [...new Set(this.plugins.all().map((s) => s.current.metricBudget))];
+  }
+
   inflightRequests(): number {
     return this.inflight;
   }

@@ -191,7 +191,7 @@ function listenerSuite(listener: "lean" | "node:http") {
 
   S("a path with a control character, a space or a non-ASCII character is the plugin's 500, not a 502", async ({ weir, up }) => {
     const seen = up.seen.length;
-    for (const [value, shown] of [["\u0001", "\\u0001"], [" x", " x"], ["\u00e9", "\u00e9"]]) {
+    for (const [value, shown] of [["\u0001", "\\u0001"], [" x", " x"], ["\u00e9", "\u00e9"]] as [string, string][]) {
       const a = await get(`${weir.url}/closed/path`, { "x-value": escaped(value) });
       assert.is(a.status, 500, a.body);
       assert.is(a.json!.code, "WEIR_ERR_PLUGIN_INVALID_RESULT");

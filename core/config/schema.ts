@@ -66,7 +66,8 @@ export interface WeirConfig {
   listen?: ListenConfig | ListenConfig[];
   /** The admin server; `false` turns it off. Default 127.0.0.1:9901. */
   admin?: AdminConfig | false;
-  store?: { redis?: string };
+  /** redis: state shared by every worker and instance; maxEntries/maxBytes bound the in-process store (used without redis). */
+  store?: { redis?: string; maxEntries?: number; maxBytes?: number };
   trustedProxies?: string[];
   limits?: LimitsConfig;
   /** Grace period for in-flight requests on SIGTERM/SIGINT. Default 10s. */
@@ -105,7 +106,7 @@ const pluginEntry = closed({
 export const configSchema = closed({
   listen: { description: "a listener {port, host?, tls?} or a list of them", anyOf: [listen, { type: "array", items: listen, minItems: 1 }] },
   admin: { description: "{port?, host?, token?} or false to turn the admin server off", anyOf: [{ const: false }, closed({ port, host: { type: "string", minLength: 1 }, token: { type: "string" } })] },
-  store: closed({ redis: { type: "string", pattern: "^rediss?://" } }),
+  store: closed({ redis: { type: "string", pattern: "^rediss?://" }, maxEntries: { type: "integer", minimum: 1 }, maxBytes: { type: "integer", minimum: 1024 } }),
   trustedProxies: { type: "array", items: { type: "string", minLength: 1 } },
   limits: closed({
     maxHeaderBytes: { type: "integer", minimum: 1024 },

@@ -14,6 +14,8 @@ import { PluginMetrics } from "./plugin-metrics.js";
 import { RequestMetrics } from "./request-metrics.js";
 import { HISTOGRAM_BUCKETS, pluginFamily, pluginFamilyNames, type MetricBudget } from "../plugin-host/plugin-metrics.js";
 import { reserveMetricName } from "./reserved-names.js";
+import { registerStoreMetrics } from "./store-metrics.js";
+import type { StoreStats } from "../store/memory-store.js";
 import { rateLimitStats } from "../store/gcra.js";
 
 /** What the metrics read from the runtime when scraped. */
@@ -22,6 +24,8 @@ export interface MetricsSource {
   pluginSlots(): PluginSlot[];
   /** Every plugin entry's ctx.metrics budget. */
   metricBudgets(): MetricBudget[];
+  /** The in-process store's figures, when this process holds it. */
+  storeStats(): StoreStats | null;
   inflightRequests(): number;
 }
 
@@ -88,6 +92,8 @@ export class WeirMetrics {
     registerCollector(r, "weir_plugin_heap_limit_bytes", "The memory limit of a plugin entry's isolate.", "gauge", "max", (out) => {
       for (const slot of this.source.pluginSlots()) out.push({ labels: { plugin: slot.current.name, entry: slot.entry.at }, value: slot.current.limits.memoryMb * 1024 * 1024 });
     });
+
+    registerStoreMetrics(r, () => this.source.storeStats());
 
     registerCollector(r, "weir_config_generation", "The id of the config generation serving new requests.", "gauge", "max", (out) => {
       out.push({ labels: {}, value: this.source.generation?.id ?? 0 });

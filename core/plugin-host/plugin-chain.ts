@@ -32,7 +32,10 @@ export interface ResponseState {
   local: LocalResponse | null;
 }
 
-const RESERVED_REQUEST = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "content-length"]);
+/** Request headers Weir sets itself (prepare-request.ts upstreamHeaders): a plugin's value is dropped. */
+const RESERVED_REQUEST = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "traceparent", "content-length"]);
+/** Response headers Weir sets itself (the framing and the request id): a plugin's value is dropped. */
+const RESERVED_RESPONSE = new Set(["content-length", "x-request-id"]);
 const CONTINUE = 0 as const;
 
 /**
@@ -174,7 +177,14 @@ export class PluginChain {
       if (state.local === null) for (let k = 0; k < state.headers.length; k += 2) if (state.headers[k]!.toLowerCase() === "content-length") next.push(state.headers[k]!, state.headers[k + 1]!);
       state.headers = next;
     }
-    if (out.s !== undefined) state.status = out.s as number;
+    if (out.s !== undefined) {
+      const before = state.status;
+      state.status = out.s as number;
+      // 204 and 304 have no body (RFC 9110 §15.3.5, §15.4.5): across that line the upstream's
+      // Content-Length no longer describes what is sent (a client would wait for it, or count it
+      // against nothing), so the answer goes without one.
+      if (state.local === null && noBody(before) !== noBody(state.status)) state.headers = withoutLength(state.headers);
+    }
     if (out.r !== undefined) setLocal(state, localFrom(out.r));
   }
 
@@ -233,11 +243,19 @@ function applyOps(headers: string[], ops: string[][]): string[] {
       const next: string[] = [];
       for (let i = 0; i < out.length; i += 2) if (out[i]!.toLowerCase() !== lower) next.push(out[i]!, out[i + 1]!);
       out = next;
-    } else if (!HOP_BY_HOP.has(lower) && lower !== "content-length") {
+    } else if (!HOP_BY_HOP.has(lower) && !RESERVED_RESPONSE.has(lower)) {
       if (out === headers) out = headers.slice();
       out.push(op[1]!, op[2]!);
     }
   }
+  return out;
+}
+
+const noBody = (status: number) => status === 204 || status === 304;
+
+function withoutLength(list: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() !== "content-length") out.push(list[i]!, list[i + 1]!);
   return out;
 }
 
@@ -247,12 +265,12 @@ function setLocal(state: ResponseState, local: LocalResponse): void {
   state.headers = local.headers;
 }
 
-/** Drops hop-by-hop headers and Content-Length (Weir frames the body it sends). */
+/** Drops hop-by-hop headers, Content-Length (Weir frames the body it sends) and X-Request-Id (Weir's). */
 function dropHopByHop(list: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < list.length; i += 2) {
     const lower = list[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && lower !== "content-length") out.push(list[i]!, list[i + 1]!);
+    if (!HOP_BY_HOP.has(lower) && !RESERVED_RESPONSE.has(lower)) out.push(list[i]!, list[i + 1]!);
   }
   return out;
 }

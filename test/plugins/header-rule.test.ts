@@ -10,7 +10,7 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { request } from "undici";
+import { Agent, request } from "undici";
 import { fixturePath } from "../support/fixtures.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
 import { startWeir, type TestWeir } from "../support/weir.js";
@@ -187,6 +187,36 @@ function listenerSuite(listener: "lean" | "node:http") {
     const s = await get(`${weir.url}/closed/status-199`);
     assert.is(s.status, 500, s.body);
     assert.match(s.json!.error ?? "", /set ctx\.response\.status to an invalid status 199/);
+  });
+
+  S("a status set to 204 or 304 sends no body and no Content-Length of the upstream's, and the connection is reused", async ({ weir }) => {
+    const agent = new Agent({ connections: 1 });
+    try {
+      for (const [action, status] of [["status-204", 204], ["status-304", 304], ["respond-204", 204], ["fine", 200]] as [string, number][]) {
+        const res = await request(`${weir.url}/closed/${action}`, { dispatcher: agent });
+        const body = await res.body.text();
+        assert.is(res.statusCode, status, `${action}: ${body}`);
+        if (status !== 200) {
+          assert.is(body, "", action);
+          assert.is(res.headers["content-length"], undefined, action);
+        }
+      }
+    } finally { await agent.close(); }
+  });
+
+  S("X-Request-Id and traceparent stay Weir's whatever a plugin sets", async ({ weir, up }) => {
+    const a = await get(`${weir.url}/closed/response-header`, { "x-name": escaped("x-request-id"), "x-value": "mine" });
+    assert.is(a.status, 200, a.body);
+    assert.is(typeof a.headers["x-request-id"], "string");
+    assert.not.equal(a.headers["x-request-id"], "mine");
+    const b = await get(`${weir.url}/closed/respond`, { "x-name": escaped("X-Request-Id"), "x-value": "mine" });
+    assert.is(typeof b.headers["x-request-id"], "string");
+    assert.not.equal(b.headers["x-request-id"], "mine");
+    const q = await get(`${weir.url}/closed/request-header`, { "x-name": escaped("traceparent"), "x-value": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
+    assert.is(q.status, 200, q.body);
+    const tp = up.seen.at(-1)!.headers.traceparent;
+    assert.is(typeof tp, "string", "one traceparent upstream");
+    assert.ok(!String(tp).includes(","), String(tp));
   });
 
   S("a path with a control character, a space or a non-ASCII character is the plugin's 500, not a 502", async ({ weir, up }) => {

@@ -1,14 +1,14 @@
 /**
  * The plugin host: turns the `plugins:` entries of a config into running plugin slots, keeps
  * them across config reloads when nothing about them changed, and hot-reloads a plugin when its
- * source changes (chokidar), keeping the old version serving when the new one fails to compile,
- * load or validate.
+ * source changes (core/watch/file-watcher.ts), keeping the old version serving when the new one
+ * fails to compile, load or validate.
  */
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
-import { watch, type FSWatcher } from "chokidar";
+import { FileWatcher } from "../watch/file-watcher.js";
 import type { ConfigProblem } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
@@ -56,11 +56,12 @@ export function pluginEntries(config: WeirConfig): EntryRef[] {
 export class PluginHost {
   private readonly compiled = new Map<string, Promise<CompiledPlugin>>();
   private slots = new Map<string, PluginSlot>();
-  private watcher: FSWatcher | null = null;
-  private readonly watched = new Set<string>();
-  private readonly pendingReloads = new Map<string, NodeJS.Timeout>();
+  private watcher: FileWatcher | null = null;
+  /** Hot reloads run one at a time, in the order their changes came: the last change wins. */
+  private reloads: Promise<void> = Promise.resolve();
   /** The `version:` pin of each entry, so that a hot reload cannot swap in a replayed old package. */
   private readonly pins = new WeakMap<EntryInfo, string>();
+  private closed = false;
   private policy: LoadPolicy = { requireSigned: false, trustedPublishers: {}, maxPackageBytes: DEFAULT_MAX_PACKAGE_BYTES };
   /** Called for every plugin failure (metrics, logs). */
   onFailure: (slotName: string, failure: PluginFailure) => void = () => undefined;
@@ -165,7 +166,7 @@ export class PluginHost {
     const keep = new Set([...slots.values()].map((s) => s.key));
     for (const [key, slot] of this.slots) if (!keep.has(key)) { slot.current.retired = true; if (slot.current.inflight === 0) slot.current.dispose(); }
     this.slots = new Map([...slots.values()].map((s) => [s.key, s]));
-    if (this.options.watch) for (const s of slots.values()) this.watchSources(s.entry.file);
+    if (this.options.watch) this.watchSources();
   }
 
   /**
@@ -267,42 +268,58 @@ export class PluginHost {
     return b;
   }
 
-  private watchSources(file: string): void {
-    void this.compile(file).then((c) => {
-      for (const input of c.inputs) {
-        if (this.watched.has(input)) continue;
-        this.watched.add(input);
-        if (!this.watcher) {
-          this.watcher = watch([], { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 } });
-          this.watcher.on("all", (_event, path) => this.sourceChanged(resolve(path)));
-          this.watcher.on("error", (err) => this.log.warn({ err }, "plugin watcher error"));
-        }
-        this.watcher.add(input);
-      }
-    }, () => undefined);
+  /**
+   * Watches every file the live plugins are built from: each entry's file as the config names it
+   * (a symlink swapped under it is a change) and every input of its running and latest bundle.
+   */
+  private watchSources(): void {
+    if (this.closed) return;
+    this.watcher ??= new FileWatcher((path) => this.sourceChanged(path), this.log, { debounceMs: 50, what: "plugin source" });
+    const files = new Set<string>();
+    for (const s of this.slots.values()) {
+      files.add(s.entry.file);
+      for (const input of s.current.compiled.inputs) files.add(input);
+    }
+    // The latest compile of each entry may have more inputs than the running version (a new
+    // import in a version that failed to load): watch those too.
+    const pending = [...this.compiled.entries()].filter(([file]) => [...this.slots.values()].some((s) => s.entry.file === file));
+    void Promise.all(pending.map(([, p]) => p.then((c) => c.inputs, () => [] as string[]))).then((lists) => {
+      for (const list of lists) for (const input of list) files.add(input);
+      if (!this.closed) this.watcher?.set(files);
+    });
   }
 
-  /** A watched source changed: recompile every plugin built from it (debounced). */
+  /** A watched source changed (one call per burst): rebuild what is built from it, in order. */
   private sourceChanged(path: string): void {
-    clearTimeout(this.pendingReloads.get(path));
-    this.pendingReloads.set(path, setTimeout(() => {
-      this.pendingReloads.delete(path);
-      void this.reloadFrom(path);
-    }, 50));
+    void this.reloadFrom(path);
   }
 
-  /** Rebuilds the plugins whose bundle includes `path`. Exposed for tests and the admin API. */
-  async reloadFrom(path: string): Promise<void> {
+  /** Rebuilds the plugins whose bundle includes `path` (after any rebuild under way). Exposed for tests. */
+  reloadFrom(path: string): Promise<void> {
+    const run = this.reloads.then(() => this.reloadNow(path));
+    this.reloads = run.catch((err) => this.log.error({ err, plugin: path }, "plugin reload failed"));
+    return run;
+  }
+
+  private async reloadNow(path: string): Promise<void> {
+    if (this.closed) return;
+    // The entries built from `path`: by their running bundle, or by their latest compile (which
+    // may import a file the running one does not).
     const affected = new Set<string>();
+    for (const s of this.all()) if (s.entry.file === path || s.current.compiled.inputs.includes(path)) affected.add(s.entry.file);
     for (const [file, p] of this.compiled) {
       const c = await p.catch(() => null);
       if (file === path || c?.inputs.includes(path)) affected.add(file);
     }
-    if (affected.size === 0) affected.add(path);
     for (const file of affected) {
-      this.compiled.delete(file);
       const slots = this.all().filter((s) => s.entry.file === file);
       if (slots.length === 0) continue;
+      if (!existsSync(file)) {
+        // Between a delete and a create (or a rename over it): the next event brings it back.
+        this.log.warn({ plugin: file }, "plugin source deleted; the running version keeps serving until it is created again");
+        continue;
+      }
+      this.compiled.delete(file);
       let compiled: CompiledPlugin;
       try {
         compiled = await this.compile(file);
@@ -330,13 +347,13 @@ export class PluginHost {
           this.log.error({ plugin: s.current.name, at: s.entry.at, error: s.reloadError }, "plugin reload failed; the previous version keeps serving");
         }
       }
-      if (this.options.watch) this.watchSources(file);
     }
+    if (this.options.watch) this.watchSources();
   }
 
   async close(): Promise<void> {
-    for (const t of this.pendingReloads.values()) clearTimeout(t);
-    await this.watcher?.close();
+    this.closed = true;
+    this.watcher?.close();
     for (const s of this.slots.values()) s.current.dispose();
     this.slots.clear();
   }

@@ -14,7 +14,7 @@ import type { Logger } from "../log/logger.js";
 import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { createHostCall, type Granted } from "./capabilities.js";
-import { compilePlugin, PluginCompileError, type CompiledPlugin } from "./compile-plugin.js";
+import { compilePlugin, PluginCompileError, sourcesChanged, type CompiledPlugin } from "./compile-plugin.js";
 import { PluginFailure, PluginInstance, type FatalKind, type InstanceEvents, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
 import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
 import semver from "semver";
@@ -122,7 +122,7 @@ export class PluginHost {
       }
       let compiled: CompiledPlugin;
       try {
-        compiled = await this.compile(file);
+        compiled = await this.compileFresh(file);
       } catch (err) {
         problems.push({ file: configFile, path: `${at}.use`, message: (err instanceof PackageError ? `refused package (${err.reason}): ` : "") + (err as Error).message });
         continue;
@@ -137,7 +137,12 @@ export class PluginHost {
       if (entry.version !== undefined) this.pins.set(info, entry.version);
       const key = JSON.stringify([at, file, compiled.hash, entry.config ?? {}, limits, entry.permissions ?? null, info.onError, entry.version ?? null]);
       const existing = this.slots.get(key);
-      if (existing) { next.set(at, existing); continue; }
+      if (existing) {
+        // What is on disk now is what runs: a failed hot reload of a version since replaced is over.
+        existing.reloadError = null;
+        next.set(at, existing);
+        continue;
+      }
       try {
         const instance = await this.instantiate(compiled, entry, limits, info, (msg) => { throw new EntryProblem(msg); });
         created.push(instance);
@@ -205,6 +210,20 @@ export class PluginHost {
     return [...this.slots.values()];
   }
 
+  /**
+   * compile(), but a cached bundle whose sources changed on disk since is built again: a config
+   * reload must see the file as it is now, whether or not the watcher has seen the change yet
+   * (or is off), and never a version that failed to load once the file is fixed.
+   */
+  private async compileFresh(file: string): Promise<CompiledPlugin> {
+    const cached = this.compiled.get(file);
+    if (cached) {
+      const c = await cached.catch(() => null);
+      if (c && sourcesChanged(c) && this.compiled.get(file) === cached) this.compiled.delete(file);
+    }
+    return this.compile(file);
+  }
+
   private compile(file: string): Promise<CompiledPlugin> {
     let p = this.compiled.get(file);
     if (!p) {
@@ -265,7 +284,13 @@ export class PluginHost {
     const pending = [...this.compiled.entries()].filter(([file]) => [...this.slots.values()].some((s) => s.entry.file === file));
     void Promise.all(pending.map(([, p]) => p.then((c) => c.inputs, () => [] as string[]))).then((lists) => {
       for (const list of lists) for (const input of list) files.add(input);
-      if (!this.closed) this.watcher?.set(files);
+      if (this.closed) return;
+      const added = new Set(this.watcher?.set(files) ?? []);
+      // A change made before its file was watched has no event: compare those with the disk once.
+      const stale = new Set([...this.slots.values()]
+        .filter((s) => (added.has(s.entry.file) || s.current.compiled.inputs.some((i) => added.has(i))) && sourcesChanged(s.current.compiled))
+        .map((s) => s.entry.file));
+      for (const file of stale) void this.reloadFrom(file);
     });
   }
 
@@ -310,7 +335,14 @@ export class PluginHost {
         continue;
       }
       for (const s of slots) {
-        if (s.current.compiled.hash === compiled.hash) continue;
+        if (s.current.compiled.hash === compiled.hash) {
+          // The file is back to the running version (a broken save undone): nothing failed any more.
+          if (s.reloadError !== null) {
+            s.reloadError = null;
+            this.log.info({ plugin: s.current.name, version: s.current.manifest.version, at: s.entry.at }, "plugin source is the running version again; the reload error is cleared");
+          }
+          continue;
+        }
         const pin = this.pins.get(s.entry);
         if (pin !== undefined && compiled.package && !semver.satisfies(compiled.package.version, pin)) {
           s.reloadError = `refused package (version-mismatch): the package is version ${compiled.package.version}; ${s.entry.at}.version pins ${pin}`;
@@ -320,6 +352,8 @@ export class PluginHost {
         try {
           const entry: PluginEntryConfig = { use: s.entry.use, config: JSON.parse(s.current.configJson), permissions: JSON.parse(s.current.grantedJson) };
           const next = await this.instantiate(compiled, { ...entry, permissions: s.entry.builtin ? undefined : entry.permissions }, s.current.limits, s.entry, (m) => { throw new Error(m); });
+          // A config reload may have replaced this slot while the new version loaded.
+          if (this.slots.get(s.key) !== s) { next.dispose(); continue; }
           s.swap(next);
           this.log.info({ plugin: next.name, version: next.manifest.version, at: s.entry.at }, "plugin reloaded");
         } catch (err) {

@@ -14,20 +14,22 @@ function body(message: string, code: ErrorCode, requestId: string): string {
 
 /**
  * Answers on a ServerResponse. `close` asks for the connection to be closed afterwards (a request
- * body we did not read, a client we no longer trust to frame its requests).
+ * body we did not read, a client we no longer trust to frame its requests). Returns the body's bytes.
  */
-export function replyError(res: ClientResponse, status: number, code: ErrorCode, message: string, requestId: string, close = false, extra?: Record<string, string>): void {
-  if (res.headersSent || res.destroyed) { res.destroy(); return; }
+export function replyError(res: ClientResponse, status: number, code: ErrorCode, message: string, requestId: string, close = false, extra?: Record<string, string>): number {
+  if (res.headersSent || res.destroyed) { res.destroy(); return 0; }
   const text = body(message, code, requestId);
+  const length = Buffer.byteLength(text);
   if (close) res.shouldKeepAlive = false;
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(text),
+    "content-length": length,
     "x-request-id": requestId,
     ...(close ? { connection: "close" } : {}),
     ...extra,
   });
   res.end(text);
+  return length;
 }
 
 /** Answers with raw bytes on a socket that has no ServerResponse, then closes it. */
@@ -55,11 +57,13 @@ export function replyLocalRaw(socket: Duplex, status: number, headers: string[],
   socket.once("finish", () => setTimeout(() => socket.destroy(), 1000).unref());
 }
 
-/** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). */
-export function replyLocal(res: ClientResponse, status: number, headers: string[], body: string, requestId: string): void {
-  if (res.headersSent || res.destroyed) { res.destroy(); return; }
+/** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). Returns the body's bytes. */
+export function replyLocal(res: ClientResponse, status: number, headers: string[], body: string, requestId: string): number {
+  if (res.headersSent || res.destroyed) { res.destroy(); return 0; }
   const h = headers.slice();
-  h.push("content-length", String(Buffer.byteLength(body)), "x-request-id", requestId);
+  const length = Buffer.byteLength(body);
+  h.push("content-length", String(length), "x-request-id", requestId);
   res.writeHead(status, h);
   res.end(body);
+  return length;
 }

@@ -17,11 +17,12 @@ import { createHostCall, type Granted } from "./capabilities.js";
 import { compilePlugin, PluginCompileError, sourcesChanged, type CompiledPlugin } from "./compile-plugin.js";
 import { PluginFailure, PluginInstance, type FatalKind, type InstanceEvents, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
 import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
+import { DEFAULT_MAX_METRIC_SERIES, MetricBudget } from "./plugin-metrics.js";
 import semver from "semver";
 import { checkBundleMatches, loadPackagedPlugin, type LoadPolicy } from "../marketplace/load-package.js";
 import { DEFAULT_MAX_PACKAGE_BYTES, PackageError } from "../marketplace/package-format.js";
 
-export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000, loadTimeoutMs: 2000 } as const;
+export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000, loadTimeoutMs: 2000, maxMetricSeries: DEFAULT_MAX_METRIC_SERIES } as const;
 
 /** A version quarantined after this many fatal isolate errors within the window. */
 export const QUARANTINE_AFTER = 2;
@@ -74,6 +75,11 @@ export class PluginHost {
   private quarantine = new Map<string, QuarantineEntry>();
   /** Fatal events per bundle hash (times, ms), for the local quarantine rule. */
   private readonly fatalAt = new Map<string, number[]>();
+  /**
+   * The ctx.metrics budget of each entry, by key path and plugin name: kept across reloads and
+   * hot reloads, so neither hands an entry a fresh allowance of series.
+   */
+  private readonly budgets = new Map<string, MetricBudget>();
   /** Where ctx.log lines written in onLog go (request-phase lines go through the generation). */
   onPluginLog: (plugin: string, lines: unknown) => void = () => undefined;
 
@@ -115,6 +121,7 @@ export class PluginHost {
         timeoutMs: entry.limits?.timeoutMs ?? PLUGIN_DEFAULTS.timeoutMs,
         asyncTimeoutMs: entry.limits?.asyncTimeoutMs ?? PLUGIN_DEFAULTS.asyncTimeoutMs,
         loadTimeoutMs: entry.limits?.loadTimeoutMs ?? PLUGIN_DEFAULTS.loadTimeoutMs,
+        maxMetricSeries: entry.limits?.maxMetricSeries ?? PLUGIN_DEFAULTS.maxMetricSeries,
       };
       if (policy.requireSigned && !builtin && !file.endsWith(".weirpkg")) {
         problems.push({ file: configFile, path: `${at}.use`, message: "requireSigned is on: a plugin must be a built-in or a signed .weirpkg package (weir plugin pack, then sign)" });
@@ -185,6 +192,10 @@ export class PluginHost {
   private events(info: EntryInfo): InstanceEvents {
     return {
       failed: (inst, failure) => this.onFailure(inst.name, failure),
+      metricDropped: (inst, hook, reason, message, limit) => {
+        this.log.warn({ plugin: inst.name, version: inst.manifest.version, at: info.at, hook, reason, ...(limit !== null ? { limit } : {}), code: "WEIR_ERR_PLUGIN_METRIC_DROPPED", error: message },
+          "a plugin's metric write was dropped; more like it are only counted (weir_plugin_metric_series_dropped_total)");
+      },
       fatal: (inst, reason, kind) => {
         const hash = inst.compiled.hash;
         const e: FatalPluginEvent = { plugin: inst.name, version: inst.manifest.version, hash, file: info.file, at: info.at, reason, kind };
@@ -263,8 +274,17 @@ export class PluginHost {
       return { configJson: JSON.stringify(config), grantedJson: JSON.stringify(granted) };
     }, this.events(info), entry.permissions?.wasm === true);
     instance.onLogOutput = (inst, lines) => this.onPluginLog(inst.name, lines);
+    instance.metricBudget = this.budgetFor(info.at, instance.name, limits.maxMetricSeries ?? PLUGIN_DEFAULTS.maxMetricSeries);
     instance.quarantine(this.quarantine.get(compiled.hash)?.reason ?? null);
     return instance;
+  }
+
+  private budgetFor(at: string, plugin: string, limit: number): MetricBudget {
+    const key = `${at}\u0000${plugin}`;
+    let b = this.budgets.get(key);
+    if (b === undefined) this.budgets.set(key, (b = new MetricBudget(plugin, at, limit)));
+    b.limit = limit;
+    return b;
   }
 
   /**

@@ -40,6 +40,8 @@ export const ErrorCodes = {
   UNAUTHORIZED: "WEIR_ERR_UNAUTHORIZED",
   NOT_FOUND: "WEIR_ERR_NOT_FOUND",
   STORE_UNAVAILABLE: "WEIR_ERR_STORE_UNAVAILABLE",
+  /** No isolated-vm build loads on this Node, so no plugin can run. */
+  SANDBOX_UNAVAILABLE: "WEIR_ERR_SANDBOX_UNAVAILABLE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -48,6 +48,8 @@ export const ErrorCodes = {
   STORE_UNAVAILABLE: "WEIR_ERR_STORE_UNAVAILABLE",
   /** Weir itself failed while handling a request (a bug): answered 500, logged with its stack. */
   INTERNAL: "WEIR_ERR_INTERNAL",
+  /** No isolated-vm build loads on this Node, so no plugin can run. */
+  SANDBOX_UNAVAILABLE: "WEIR_ERR_SANDBOX_UNAVAILABLE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

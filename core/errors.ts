@@ -35,6 +35,10 @@ export const ErrorCodes = {
   PLUGIN_METRIC_DROPPED: "WEIR_ERR_PLUGIN_METRIC_DROPPED",
   /** This version of the plugin crashed its isolate repeatedly and is held back. */
   PLUGIN_QUARANTINED: "WEIR_ERR_PLUGIN_QUARANTINED",
+  /** The plugin's top-level code ran past limits.loadTimeoutMs while it loaded. */
+  PLUGIN_LOAD_TIMEOUT: "WEIR_ERR_PLUGIN_LOAD_TIMEOUT",
+  /** The plugin's source does not compile (esbuild's message, at its file, line and column). */
+  PLUGIN_COMPILE: "WEIR_ERR_PLUGIN_COMPILE",
   UPSTREAM_UNREACHABLE: "WEIR_ERR_UPSTREAM_UNREACHABLE",
   UPSTREAM_RESET: "WEIR_ERR_UPSTREAM_RESET",
   UPSTREAM_BAD_RESPONSE: "WEIR_ERR_UPSTREAM_BAD_RESPONSE",

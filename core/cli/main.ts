@@ -101,7 +101,8 @@ async function start(file: string, out: NodeJS.WritableStream, err: NodeJS.Writa
   try {
     rt = await (await runtime()).WeirRuntime.start({ configFile: file, watchConfig: true });
   } catch (e) {
-    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p) + "\n"); return 1; }
+    // The file named as the user gave it, as validate does (the runtime works with its absolute path).
+    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p.file === resolve(file) ? { ...p, file } : p) + "\n"); return 1; }
     if (e instanceof WeirError) { err.write(`weir: ${e.message} [${e.code}]\n`); return 1; }
     throw e;
   }

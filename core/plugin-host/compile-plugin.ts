@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
+import { ErrorCodes, WeirError } from "../errors.js";
 
 export interface CompiledPlugin {
   file: string;
@@ -32,9 +33,9 @@ function sdkEntry(): string {
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
-export class PluginCompileError extends Error {
+export class PluginCompileError extends WeirError {
   constructor(readonly file: string, message: string) {
-    super(message);
+    super(ErrorCodes.PLUGIN_COMPILE, message);
   }
 }
 
@@ -65,7 +66,9 @@ export async function compilePlugin(file: string): Promise<CompiledPlugin> {
   } catch (err) {
     const errors = (err as { errors?: Message[] }).errors ?? [];
     const first = errors[0];
-    const where = first?.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : "";
+    // esbuild names files relative to the working directory: an absolute path reads the same
+    // whatever directory Weir was started from.
+    const where = first?.location ? `${resolve(first.location.file)}:${first.location.line}:${first.location.column}: ` : "";
     const text = first?.text ?? (err as Error).message;
     const hint = /Could not resolve "(node:)?(fs|path|http|https|net|child_process|crypto|os|process)/.test(text)
       ? " (plugins run in a sandbox without Node built-ins; use the capabilities of ctx instead)" : "";

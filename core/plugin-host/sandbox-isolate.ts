@@ -13,6 +13,7 @@
  */
 import type IsolatedVm from "isolated-vm";
 import { isolatedVm } from "./isolated-vm-line.js";
+import { ErrorCodes, WeirError } from "../errors.js";
 import { sandboxGuards } from "./sandbox-guards.js";
 import { sandboxSource } from "./sandbox-main.js";
 
@@ -34,6 +35,21 @@ export interface SandboxOptions {
 
 /** The time limit a plugin's top-level code gets while it loads (a plugin entry's `limits.loadTimeoutMs`). */
 export const DEFAULT_LOAD_TIMEOUT_MS = 2000;
+
+/**
+ * Runs the plugin's top-level code; isolated-vm's "Script execution timed out." becomes a message
+ * that says which code ran too long, the limit, and the key that sets it.
+ */
+async function loadTimed<T>(timeout: number, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!/execution timed out/i.test(String((err as Error)?.message))) throw err;
+    throw new WeirError(ErrorCodes.PLUGIN_LOAD_TIMEOUT,
+      `the plugin's top-level code ran past the load limit of ${timeout} ms (limits.loadTimeoutMs of its entry, default ${DEFAULT_LOAD_TIMEOUT_MS} ms): ` +
+      "move slow work out of the top level (into a hook), or raise limits.loadTimeoutMs", 500, { cause: err });
+  }
+}
 
 const guardsSource = sandboxGuards.toString();
 
@@ -84,9 +100,11 @@ export class SandboxIsolate {
       const watchRef = await ref<() => Promise<string>>("watch");
       await context.eval("delete globalThis.__weir", { timeout });
       const script = await isolate.compileScript(o.code, { filename: o.filename });
-      await script.run(context, { timeout });
-      script.release();
-      const manifestJson = (await manifestRef.apply(undefined, [], { timeout })) as string;
+      const manifestJson = await loadTimed(timeout, async () => {
+        await script.run(context, { timeout });
+        script.release();
+        return (await manifestRef.apply(undefined, [], { timeout })) as string;
+      });
       manifestRef.release();
       if (lost !== null) throw new Error(lost);
       self = new SandboxIsolate(isolate, exchangeRef, settledRef, salvageRef, watchRef, configureRef, manifestJson);

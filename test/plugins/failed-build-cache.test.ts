@@ -48,7 +48,7 @@ Cache("POST /reload with a fixed file on disk serves the fix after a version tha
     writeFileSync(file, looping("2.0.0"));
     const failed = await reload(weir);
     assert.is(failed.status, 400);
-    assert.match(failed.body.errors!.join("\n"), /top-level code|timed out/);
+    assert.match(failed.body.errors!.join("\n"), /top-level code ran past the load limit of 300 ms \(limits.loadTimeoutMs/);
     assert.is(await served(weir), "1.0.0", "the old version keeps serving");
     writeFileSync(file, version("3.0.0"));
     const started = Date.now();

@@ -4,11 +4,12 @@
  * source changes (core/watch/file-watcher.ts), keeping the old version serving when the new one
  * fails to compile, load or validate.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
 import { FileWatcher } from "../watch/file-watcher.js";
+import { closest } from "../config/did-you-mean.js";
 import type { ConfigProblem } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
@@ -41,6 +42,16 @@ function builtinDir(): string {
   const candidates = ["../../plugins", "../../../plugins"].map((p) => fileURLToPath(new URL(p, import.meta.url)));
   // dist/plugins/ holds transpiled copies (no plugin.ts): look for the sources themselves.
   return candidates.find((p) => existsSync(resolve(p, "key-auth", "plugin.ts"))) ?? candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}
+
+/** The names `use:` accepts for the built-ins (each a folder with a plugin.ts). */
+export function builtinNames(): string[] {
+  const dir = builtinDir();
+  try {
+    return readdirSync(dir).filter((n) => existsSync(resolve(dir, n, "plugin.ts"))).sort();
+  } catch {
+    return [];
+  }
 }
 
 export interface EntryRef { at: string; entry: PluginEntryConfig }
@@ -113,7 +124,9 @@ export class PluginHost {
     for (const { at, entry } of pluginEntries(config)) {
       const { file, builtin } = this.resolveUse(entry.use, configFile);
       if (builtin && !existsSync(file)) {
-        problems.push({ file: configFile, path: `${at}.use`, message: `unknown built-in plugin "${entry.use}"; use a built-in name or a path such as ./plugins/my-policy.ts` });
+        const names = builtinNames();
+        const near = closest(entry.use, names);
+        problems.push({ file: configFile, path: `${at}.use`, message: `unknown built-in plugin "${entry.use}"${near ? ` (did you mean "${near}"?)` : ""}; built-ins: ${names.join(", ")}; or a path such as ./plugins/my-policy.ts` });
         continue;
       }
       const limits: InstanceLimits = {

@@ -1,5 +1,5 @@
 /**
- * Responses Weir makes itself (CONTRACT §3): always a JSON body `{error, code, requestId}` and the
+ * Responses Weir makes itself (docs/configuration.md, "What Weir answers itself"): always a JSON body `{error, code, requestId}` and the
  * `X-Request-Id` header, whether written through a ServerResponse or, when node:http has no
  * response object (a parse error, an upgrade), as raw bytes on the socket.
  */

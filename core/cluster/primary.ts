@@ -21,6 +21,8 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { VERSION } from "../server/runtime.js";
 import { isFromWorker, type FromWorker, type StoreReply, type ToWorker } from "./messages.js";
 import { StoreHost } from "./store-host.js";
+import { storeBounds } from "../store/bounded-map.js";
+import { registerStoreMetrics } from "../metrics/store-metrics.js";
 
 /** Restart delays: 100 ms, doubling up to 10 s; a worker that lived 10 s resets its slot's delay. */
 const BACKOFF_START_MS = 100;
@@ -60,9 +62,10 @@ export class Primary {
   private firstListen: string[] = [];
   private startupFailure: string | null = null;
   /** Rate limits and ctx.store of every worker without store.redis (ipc-store.ts). */
-  private readonly store = new StoreHost();
+  private readonly store: StoreHost;
 
   constructor(readonly configFile: string, private config: WeirConfig, count: number, readonly log: Logger) {
+    this.store = new StoreHost(storeBounds(config.store));
     this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: null, ready: false, startedAt: 0, restarts: 0, failuresInRow: 0, timer: null }));
     this.restartsTotal = new Counter({ name: "weir_worker_restarts_total", help: "Workers restarted by the primary after they died.", registers: [this.registry], aggregator: "max" });
     this.reloadsTotal = new Counter({ name: "weir_config_reloads_total", help: "Config reloads, by result (success | failure).", labelNames: ["result"], registers: [this.registry], aggregator: "max" });
@@ -70,6 +73,9 @@ export class Primary {
     this.reloadsTotal.inc({ result: "failure" }, 0);
     // Its values are filled in by metricsText(), which knows the workers.
     new Gauge({ name: "weir_workers", help: "Worker processes: ready now, and configured.", labelNames: ["state"], registers: [this.registry], aggregator: "max" });
+    // The workers' shared store lives here: its figures are the primary's to report (the workers'
+    // registries have the same names, without values).
+    registerStoreMetrics(this.registry, () => this.store.stats());
   }
 
   /** Forks every worker and waits until each is ready; rejects with the first start-up failure. */
@@ -208,6 +214,7 @@ export class Primary {
       }
       if (answers.some((a) => a === null)) this.log.warn("a worker did not answer the reload in time");
       this.config = config;
+      this.store.setBounds(storeBounds(config.store));
       this.reloadsTotal.inc({ result: "success" });
       const generation = Math.max(0, ...answers.map((a) => (a?.weir === "reloaded" ? a.generation : 0)));
       this.log.info({ generation, workers: answers.length }, "config reloaded in every worker");

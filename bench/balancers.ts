@@ -1,6 +1,6 @@
 /**
  * Balancer pick-cost micro-benchmark: ns per `pick` for each algorithm over 100 targets, warm,
- * median of 7 rounds. The issue's targets: <= 1 us for round-robin, least-conn and p2c-ewma,
+ * median of 7 rounds. The targets: <= 1 us for round-robin, least-conn and p2c-ewma,
  * <= 2 us for hash. Also prints the hash ring's remap fraction when one of 10 targets leaves.
  *
  * Runs on its own (`node dist/bench/balancers.js`); `runBalancerBench()` is what `npm run bench`

@@ -1,5 +1,5 @@
 /**
- * Each built-in's added cost per request, for `npm run bench` (issue 5): the plugin's hooks run in
+ * Each built-in's added cost per request, for `npm run bench`: the plugin's hooks run in
  * the real sandbox through `weir/sdk/testing` (the same compiler, isolate, limits and capabilities
  * Weir uses), N requests per round after a warm-up, and we read the **process CPU time** (every
  * thread, isolates included: robust to other load on the machine), median of the rounds. A no-op

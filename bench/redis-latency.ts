@@ -1,5 +1,5 @@
 /**
- * Issue 5's target "rate-limit with Redis adds < 1 ms p99 on loopback", for `npm run bench`.
+ * The target "rate-limit with Redis adds < 1 ms p99 on loopback", for `npm run bench`.
  * Two real Weirs, each started through its CLI as its own process, in front of the same node:http
  * upstream: one with `rate-limit` on the in-process store, one with `store.redis` (the shared
  * 127.0.0.1:6379). Sequential requests (one connection each), in interleaved rounds so both see

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Weir against nginx and @fastify/http-proxy, each its own process in front of
  * ONE shared upstream (nginx answering 200 "hello"), loaded by wrk in interleaved rounds.
- * Prints medians, ratios and the issue's targets. It is a report: the exit code is 0 whether the
+ * Prints medians, ratios and Weir's throughput targets (bench/targets.ts). It is a report: the exit code is 0 whether the
  * targets pass or not, and non-zero only when the benchmark itself could not run.
  *
  * Environment: BENCH_SECONDS (5) per run, BENCH_ROUNDS (3), BENCH_ONLY=name,name,
@@ -187,7 +187,7 @@ async function main(): Promise<number> {
 }
 
 /**
- * The built-ins' sections (issue 5), after the proxy table: each built-in's added CPU per request
+ * The built-ins' sections, after the proxy table: each built-in's added CPU per request
  * (bench/plugin-costs.ts) and rate-limit's added p99 with Redis (bench/redis-latency.ts). With
  * BENCH_ONLY set they run only when named there; BENCH_PLUGIN_COSTS=0 / BENCH_REDIS=0 skip them.
  */

@@ -37,6 +37,10 @@ export const ErrorCodes = {
   PLUGIN_METRIC_DROPPED: "WEIR_ERR_PLUGIN_METRIC_DROPPED",
   /** This version of the plugin crashed its isolate repeatedly and is held back. */
   PLUGIN_QUARANTINED: "WEIR_ERR_PLUGIN_QUARANTINED",
+  /** The plugin's top-level code ran past limits.loadTimeoutMs while it loaded. */
+  PLUGIN_LOAD_TIMEOUT: "WEIR_ERR_PLUGIN_LOAD_TIMEOUT",
+  /** The plugin's source does not compile (esbuild's message, at its file, line and column). */
+  PLUGIN_COMPILE: "WEIR_ERR_PLUGIN_COMPILE",
   UPSTREAM_UNREACHABLE: "WEIR_ERR_UPSTREAM_UNREACHABLE",
   UPSTREAM_RESET: "WEIR_ERR_UPSTREAM_RESET",
   UPSTREAM_BAD_RESPONSE: "WEIR_ERR_UPSTREAM_BAD_RESPONSE",
@@ -50,6 +54,8 @@ export const ErrorCodes = {
   STORE_UNAVAILABLE: "WEIR_ERR_STORE_UNAVAILABLE",
   /** Weir itself failed while handling a request (a bug): answered 500, logged with its stack. */
   INTERNAL: "WEIR_ERR_INTERNAL",
+  /** No isolated-vm build loads on this Node, so no plugin can run. */
+  SANDBOX_UNAVAILABLE: "WEIR_ERR_SANDBOX_UNAVAILABLE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

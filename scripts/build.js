@@ -3,7 +3,7 @@
 // esbuild only strips types; `npm run typecheck` is where tsc checks them. We transpile instead of
 // running through a loader so that `weir` starts fast and the request path runs plain JS.
 import { build } from "esbuild";
-import { readdirSync, statSync, existsSync } from "node:fs";
+import { readdirSync, statSync, existsSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -28,6 +28,9 @@ if (process.argv.includes("--if-stale") && existsSync(dist)) {
   const built = statSync(dist).mtimeMs;
   if (!entryPoints.some((f) => statSync(f).mtimeMs > built)) process.exit(0);
 }
+
+// --clean (npm pack): start from an empty dist/, so no output of a deleted source is published.
+if (process.argv.includes("--clean")) rmSync(dist, { recursive: true, force: true });
 
 await build({
   entryPoints,

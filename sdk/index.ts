@@ -74,6 +74,12 @@ export interface Response {
    * @example onRequest(ctx) { ctx.response.headers.set("x-served-by", "weir"); }
    */
   readonly headers: Headers;
+  /**
+   * In `onLog`: the bytes of response body written to the client, whatever made the answer (the
+   * upstream, chunked or not; `ctx.respond`; Weir's own errors). 0 in the other hooks.
+   * @example onLog(ctx) { ctx.metrics.increment("bytes_out_total", ctx.response.bodyBytes); }
+   */
+  readonly bodyBytes: number;
 }
 
 /** Durations of a finished request, in milliseconds. Available in `onLog`. */

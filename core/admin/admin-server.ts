@@ -1,5 +1,5 @@
 /**
- * The admin API (CONTRACT §4), on its own listener, 127.0.0.1 by default. With `admin.token` set,
+ * The admin API (docs/operations.md), on its own listener, 127.0.0.1 by default. With `admin.token` set,
  * every call needs `Authorization: Bearer TOKEN` (compared in constant time).
  */
 import { createHash, timingSafeEqual } from "node:crypto";

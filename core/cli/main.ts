@@ -1,11 +1,12 @@
 /**
- * The `weir` command line (CONTRACT §1): `start`, `validate` and, later, `plugin <verb>`.
+ * The `weir` command line: `start`, `validate` and `plugin <verb>`.
  * Returns the exit code instead of calling process.exit, so tests can call it in-process.
  */
 import { parseArgs } from "node:util";
 import { checkConfig } from "../config/compile.js";
-import { loadConfigFile } from "../config/loader.js";
-import { ConfigError, formatProblem, WeirError } from "../errors.js";
+import { loadForValidation } from "../config/loader.js";
+import type { WeirConfig } from "../config/schema.js";
+import { ConfigError, formatProblem, WeirError, type ConfigProblem } from "../errors.js";
 import type { WeirRuntime } from "../server/runtime.js";
 import { resolve } from "node:path";
 import { workersInFile } from "../cluster/worker-count.js";
@@ -17,13 +18,13 @@ const runtime = () => import("../server/runtime.js");
 const USAGE = `Usage: weir <command> [options]
 
 Commands:
-  start     [-c FILE]   start the proxy (default config: ./weir.yaml)
-  validate  -c FILE     check a config file; prints "ok" or one line per problem
+  start     [-c FILE]   start the proxy
+  validate  [-c FILE]   check a config file; prints "ok", or every problem, one per line
   plugin    <verb>      plugin tools: new, build, test, pack, keygen, sign, verify, install
                         (weir plugin --help)
 
 Options:
-  -c, --config FILE     the config file (YAML or JSON)
+  -c, --config FILE     the config file, YAML or JSON (default: ./weir.yaml)
   -h, --help            show this help
   -v, --version         print the version
 `;
@@ -65,32 +66,39 @@ export async function main(argv: string[], out = process.stdout, err = process.s
   }
 }
 
+/**
+ * Every problem of every stage, in one run: form (parse, environment, schema), then the checks
+ * that need the whole config and the plugins (compiled and loaded into real isolates, their config
+ * checked against their own schema, as start and reload do), both on what is left once the parts
+ * with problems of form are cut out. Only a file that cannot be read or parsed stops at once.
+ */
 async function validate(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const { config, problems, cut } = loadForValidation(file);
+  if (config !== null) {
+    // An upstream cut for its own problems is still defined: a route naming it is not wrong too.
+    const cutUpstreams = new Set(cut.filter((c) => c[0] === "upstreams" && c.length === 2).map((c) => c[1]!));
+    const echo = (p: ConfigProblem) => [...cutUpstreams].some((name) => p.message.startsWith(`unknown upstream "${name}"`));
+    problems.push(...checkConfig(config, file).filter((p) => !echo(p)));
+    if (config.plugins?.length || config.routes?.some((r) => r?.plugins?.length)) problems.push(...await pluginProblems(config, file));
+  }
+  if (problems.length) { for (const p of problems) err.write(formatProblem(p) + "\n"); return 1; }
+  out.write("ok\n");
+  return 0;
+}
+
+async function pluginProblems(config: WeirConfig, file: string): Promise<ConfigProblem[]> {
+  const [{ PluginHost }, { MemoryStore }, { createLogger }] = await Promise.all([
+    import("../plugin-host/plugin-host.js"), import("../store/memory-store.js"), import("../log/logger.js"),
+  ]);
+  const store = new MemoryStore();
+  const host = new PluginHost(createLogger("silent"), () => store, { watch: false });
   try {
-    const config = loadConfigFile(file);
-    const problems = checkConfig(config, file);
-    if (problems.length) throw new ConfigError(problems);
-    // Plugins are compiled and loaded into real isolates so that their config is checked
-    // against their own schema, exactly as start and reload would.
-    if (!config.plugins?.length && !config.routes?.some((r) => r.plugins?.length)) { out.write("ok\n"); return 0; }
-    const [{ PluginHost }, { MemoryStore }, { createLogger }] = await Promise.all([
-      import("../plugin-host/plugin-host.js"), import("../store/memory-store.js"), import("../log/logger.js"),
-    ]);
-    const store = new MemoryStore();
-    const host = new PluginHost(createLogger("silent"), () => store, { watch: false });
-    try {
-      const r = await host.prepare(config, resolve(file));
-      for (const slot of r.slots.values()) slot.current.dispose();
-      if (r.problems.length) throw new ConfigError(r.problems.map((p) => ({ ...p, file })));
-    } finally {
-      await host.close();
-      await store.close();
-    }
-    out.write("ok\n");
-    return 0;
-  } catch (e) {
-    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p) + "\n"); return 1; }
-    throw e;
+    const r = await host.prepare(config, resolve(file));
+    for (const slot of r.slots.values()) slot.current.dispose();
+    return r.problems.map((p) => ({ ...p, file }));
+  } finally {
+    await host.close();
+    await store.close();
   }
 }
 
@@ -101,7 +109,8 @@ async function start(file: string, out: NodeJS.WritableStream, err: NodeJS.Writa
   try {
     rt = await (await runtime()).WeirRuntime.start({ configFile: file, watchConfig: true });
   } catch (e) {
-    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p) + "\n"); return 1; }
+    // The file named as the user gave it, as validate does (the runtime works with its absolute path).
+    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p.file === resolve(file) ? { ...p, file } : p) + "\n"); return 1; }
     if (e instanceof WeirError) { err.write(`weir: ${e.message} [${e.code}]\n`); return 1; }
     throw e;
   }

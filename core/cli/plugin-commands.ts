@@ -1,5 +1,5 @@
 /**
- * `weir plugin <verb>`: the plugin author's and the operator's tools (CONTRACT §6).
+ * `weir plugin <verb>`: the plugin author's and the operator's tools (docs/plugin-packages.md).
  *   new NAME · build [DIR] · test [DIR] · pack SRC.ts --out FILE --publisher NAME · keygen --out DIR
  *   sign FILE --key publisher.key · verify FILE --key publisher.pub · install FILE|URL --dir DIR
  */

@@ -4,7 +4,7 @@
  * `weir/sdk/testing` loading the plugin into the real sandbox.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -81,7 +81,7 @@ test("answers 403 on /blocked", async () => {
 });
 `,
     "tsconfig.json": JSON.stringify({
-      compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", strict: true, noEmit: true, skipLibCheck: true, types: [] },
+      compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", strict: true, noEmit: true, skipLibCheck: true, types: ["node"] },
       include: ["src", "test"],
     }, null, 2) + "\n",
     "package.json": JSON.stringify({
@@ -92,7 +92,7 @@ test("answers 403 on /blocked", async () => {
 
 A Weir plugin. \`src/plugin.ts\` is the plugin; \`test/\` runs it in the real sandbox.
 
-    weir plugin build      # type-check against the SDK and bundle to dist/plugin.js
+    weir plugin build      # type-check against the SDK (typescript, @types/node) and bundle to dist/plugin.js
     weir plugin test       # run test/*.test.ts (node:test) with weir/sdk/testing
     weir plugin pack src/plugin.ts --out ${name}.weirpkg --publisher YOUR-NAME
     weir plugin sign ${name}.weirpkg --key keys/publisher.key
@@ -114,20 +114,38 @@ routes:
   return root;
 }
 
-/** tsconfig paths that point `weir/sdk` and `weir/sdk/testing` at this Weir's sources. */
-function typecheckConfig(project: string): string {
+/**
+ * Where a package is, looked up from the plugin project first, then from this Weir (a repository
+ * checkout has its dev dependencies; an installed Weir finds what its user installed beside it).
+ */
+function findPackageDir(project: string, name: string): string | null {
+  for (const from of [join(project, "package.json"), join(weirRoot(), "package.json")]) {
+    try {
+      return dirname(createRequire(from).resolve(`${name}/package.json`));
+    } catch { /* not there: try the next place */ }
+  }
+  return null;
+}
+
+/**
+ * tsconfig paths that point `weir/sdk` and `weir/sdk/testing` at this Weir: its sources in a
+ * repository checkout, the declarations it ships once installed as a package.
+ */
+function typecheckConfig(project: string, typesNode: string): string {
   const root = weirRoot();
+  const testingSource = join(root, "core", "plugin-host", "testing.ts");
+  const fromSources = existsSync(testingSource);
+  const paths: Record<string, string[]> = {
+    "weir/sdk": [join(root, "sdk", "index.ts")],
+    "weir/sdk/testing": [fromSources ? testingSource : join(root, "dist", "core", "plugin-host", "testing.d.ts")],
+  };
+  // The sources import isolated-vm's types under its plain name; the checkout has them under the
+  // per-Node-line aliases (see core/plugin-host/isolated-vm-line.ts), as its own tsconfig maps them.
+  if (fromSources) paths["isolated-vm"] = ["isolated-vm-6", "isolated-vm-5"].map((p) => join(root, "node_modules", p, "isolated-vm.d.ts"));
   const file = join(project, ".weir-tsconfig.json");
   writeFileSync(file, JSON.stringify({
     extends: "./tsconfig.json",
-    compilerOptions: {
-      types: ["node"],
-      typeRoots: [join(root, "node_modules", "@types")],
-      paths: {
-        "weir/sdk": [join(root, "sdk", "index.ts")],
-        "weir/sdk/testing": [join(root, "core", "plugin-host", "testing.ts")],
-      },
-    },
+    compilerOptions: { types: ["node"], typeRoots: [dirname(typesNode)], paths },
   }, null, 2));
   return file;
 }
@@ -135,21 +153,18 @@ function typecheckConfig(project: string): string {
 export async function buildPluginProject(project: string): Promise<{ source: string; output: string; bytes: number }> {
   const source = join(project, "src", "plugin.ts");
   if (!existsSync(source)) throw new Error(`${source} not found (is ${project} a plugin project from weir plugin new?)`);
-  let tsc: string | null = null;
+  const typescript = findPackageDir(project, "typescript");
+  const typesNode = findPackageDir(project, "@types/node");
+  if (!typescript || !typesNode) {
+    throw new Error(`cannot type-check ${project}: ${typescript ? "" : "typescript "}${typesNode ? "" : "@types/node "}not found beside the project or Weir (npm install -D typescript @types/node)`);
+  }
+  const bin = (JSON.parse(readFileSync(join(typescript, "package.json"), "utf8")) as { bin: Record<string, string> }).bin.tsc!;
+  const cfg = typecheckConfig(project, typesNode);
   try {
-    const req = createRequire(join(weirRoot(), "package.json"));
-    const pkgDir = dirname(req.resolve("typescript/package.json"));
-    const bin = (req("typescript/package.json") as { bin: Record<string, string> }).bin.tsc!;
-    tsc = join(pkgDir, bin);
-  } catch { tsc = null; }
-  if (tsc) {
-    const cfg = typecheckConfig(project);
-    try {
-      const r = spawnSync(process.execPath, [tsc, "-p", cfg, "--noEmit"], { cwd: project, encoding: "utf8" });
-      if (r.status !== 0) throw new Error(`type errors:\n${(r.stdout + r.stderr).trim()}`);
-    } finally {
-      rmSync(cfg, { force: true });
-    }
+    const r = spawnSync(process.execPath, [join(typescript, bin), "-p", cfg, "--noEmit"], { cwd: project, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`type errors:\n${(r.stdout + r.stderr).trim()}`);
+  } finally {
+    rmSync(cfg, { force: true });
   }
   const compiled = await compilePlugin(source);
   mkdirSync(join(project, "dist"), { recursive: true });

@@ -14,7 +14,7 @@ import type { KeyValueStore } from "../store/key-value-store.js";
 import type { RateLimitDecision } from "../store/gcra.js";
 import type { StoreOp, StoreReply, StoreRequest } from "./messages.js";
 
-/** The same bound as the Redis store's command timeout, and CONTRACT §5's "~100ms". */
+/** The same bound as the Redis store's command timeout: a store that is down never stalls a request past ~100 ms. */
 const DEFAULT_TIMEOUT_MS = 100;
 
 interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }

@@ -11,6 +11,7 @@ import { parseDocument } from "yaml";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import { expandEnv } from "./env-expand.js";
 import { configSchema, type WeirConfig } from "./schema.js";
+import { similar } from "./did-you-mean.js";
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: false });
 const validate = ajv.compile<WeirConfig>(configSchema);
@@ -33,6 +34,60 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 
 /** Parses and validates config text; `file` is used in messages and to pick JSON or YAML. */
 export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): WeirConfig {
+  const { expanded, problems } = configStages(text, file, env);
+  if (problems.length) throw new ConfigError(problems);
+  return resolvePaths(expanded as WeirConfig, file);
+}
+
+/**
+ * For `weir validate`, which reports every problem of every stage at once: the file's problems of
+ * form (parse, environment, schema), and the config with every invalid part cut out, so that the
+ * checks that need the whole config can still run on the rest. `config` is null when the file
+ * cannot be read or parsed (nothing else can be checked). `cut` lists what was removed, as key
+ * segments (`["upstreams", "api"]`).
+ */
+export function loadForValidation(file: string, env: NodeJS.ProcessEnv = process.env): { config: WeirConfig | null; problems: ConfigProblem[]; cut: string[][] } {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    return { config: null, problems: [{ file, path: "", message: `cannot read the config file: ${(err as Error).message}` }], cut: [] };
+  }
+  let stages: ReturnType<typeof configStages>;
+  try {
+    stages = configStages(text, file, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return { config: null, problems: err.problems, cut: [] };
+    throw err;
+  }
+  const { expanded, problems } = stages;
+  if (!problems.length) return { config: resolvePaths(expanded as WeirConfig, file), problems, cut: [] };
+  const cut: string[][] = [];
+  let rest = structuredClone(expanded);
+  // Each cut may leave its parent without a required key: validate and cut again until what is
+  // left is valid (every round cuts closer to the root, and the empty config is valid).
+  for (let round = 0; round < 32; round++) {
+    const left = errorsBesidesHoles(rest);
+    if (left.length === 0) return { config: resolvePaths(rest as WeirConfig, file), problems, cut };
+    rest = cutInvalid(rest, left, cut);
+  }
+  return { config: null, problems, cut };
+}
+
+/** The schema errors of `config`, except those about the holes cutInvalid left in lists. */
+function errorsBesidesHoles(config: unknown): ErrorObject[] {
+  if (validate(config)) return [];
+  return (validate.errors ?? []).filter((e) => {
+    const parts = e.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+    let parent: unknown = null;
+    let node: unknown = config;
+    for (const part of parts) { parent = node; node = (node as Record<string, unknown> | undefined)?.[part]; }
+    return !(Array.isArray(parent) && node === undefined);
+  });
+}
+
+/** Parse, expand `${VAR}`, validate: the config (expanded) and the problems of form found. Throws ConfigError when the text cannot be parsed. */
+function configStages(text: string, file: string, env: NodeJS.ProcessEnv): { expanded: unknown; problems: ConfigProblem[] } {
   let raw: unknown;
   if (file.endsWith(".json")) {
     try {
@@ -51,8 +106,31 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   // A missing variable expands to "", which the schema would then also refuse: one line is enough.
   const unset = new Set(envProblems.map((p) => p.path));
   if (!validate(expanded)) problems.push(...schemaProblems(validate.errors ?? [], file).filter((p) => !unset.has(p.path)));
-  if (problems.length) throw new ConfigError(problems);
-  return resolvePaths(expanded as WeirConfig, file);
+  return { expanded, problems };
+}
+
+/**
+ * Removes what each schema error points at: an unknown key itself; for a missing required key,
+ * the object that lacks it; otherwise the offending value. List items become holes, so that the
+ * items after them keep their index (and their key paths).
+ */
+function cutInvalid(config: unknown, errors: ErrorObject[], cut: string[][]): unknown {
+  const targets = new Set<string>();
+  for (const e of errors) {
+    if (e.keyword === "additionalProperties") targets.add(`${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty.replace(/~/g, "~0").replace(/\//g, "~1")}`);
+    else targets.add(e.instancePath);
+  }
+  for (const pointer of [...targets].sort((a, b) => b.length - a.length)) {
+    if (pointer === "") return {};
+    const parts = pointer.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+    let node = config as Record<string, unknown> | unknown[] | undefined;
+    for (const part of parts.slice(0, -1)) node = (node as Record<string, unknown> | undefined)?.[part] as typeof node;
+    const last = parts[parts.length - 1]!;
+    if (node === null || typeof node !== "object" || !(last in node)) continue;
+    delete (node as Record<string, unknown>)[last];
+    cut.push(parts);
+  }
+  return config;
 }
 
 /**
@@ -170,18 +248,6 @@ function patternMessage(path: string, e: ErrorObject): string {
   if (path.endsWith("redis")) return 'must be a redis:// or rediss:// URL';
   if (path.endsWith("methods") || /methods\[\d+\]$/.test(path)) return "must be an upper-case HTTP method such as GET";
   return `must match ${(e.params as { pattern: string }).pattern}`;
-}
-
-/** Edit distance of at most 2, for "did you mean". */
-function similar(a: string, b: string): boolean {
-  a = a.toLowerCase(); b = b.toLowerCase();
-  if (Math.abs(a.length - b.length) > 2) return false;
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length]![b.length]! <= 2;
 }
 
 /**

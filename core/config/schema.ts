@@ -1,7 +1,7 @@
 /**
- * The config file's schema (CONTRACT §2), as data for the validator and as types for the code.
+ * The config file's schema, as data for the validator and as types for the code.
  * Every object is closed (`additionalProperties: false`) so that a typo is an error, not a no-op.
- * docs/configuration.md describes each key for users; keep the two together.
+ * docs/configuration.md describes each key for users (a test checks that every key is there).
  */
 import { DURATION_PATTERN, type Duration } from "./duration.js";
 

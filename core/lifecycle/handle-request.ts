@@ -57,7 +57,7 @@ export function createRequestHandler(host: LifecycleHost, tls: boolean) {
 function respondLocally(host: LifecycleHost, pr: ProxyRequest, res: ClientResponse, local: LocalResponse): void {
   const send = (s: ResponseState) => {
     if (host.draining) res.shouldKeepAlive = false;
-    replyLocal(res, s.status, s.headers, s.local?.body ?? local.body, pr.requestId);
+    pr.responseBodyBytes = replyLocal(res, s.status, s.headers, s.local?.body ?? local.body, pr.requestId);
     pr.responseHeaders = s.headers;
     finishRequest(host, pr, s.status, null);
   };

@@ -1,5 +1,5 @@
 /**
- * Responses Weir makes itself (CONTRACT §3): always a JSON body `{error, code, requestId}` and the
+ * Responses Weir makes itself (docs/configuration.md, "What Weir answers itself"): always a JSON body `{error, code, requestId}` and the
  * `X-Request-Id` header, whether written through a ServerResponse or, when node:http has no
  * response object (a parse error, an upgrade), as raw bytes on the socket.
  */
@@ -14,20 +14,22 @@ function body(message: string, code: ErrorCode, requestId: string): string {
 
 /**
  * Answers on a ServerResponse. `close` asks for the connection to be closed afterwards (a request
- * body we did not read, a client we no longer trust to frame its requests).
+ * body we did not read, a client we no longer trust to frame its requests). Returns the body's bytes.
  */
-export function replyError(res: ClientResponse, status: number, code: ErrorCode, message: string, requestId: string, close = false, extra?: Record<string, string>): void {
-  if (res.headersSent || res.destroyed) { res.destroy(); return; }
+export function replyError(res: ClientResponse, status: number, code: ErrorCode, message: string, requestId: string, close = false, extra?: Record<string, string>): number {
+  if (res.headersSent || res.destroyed) { res.destroy(); return 0; }
   const text = body(message, code, requestId);
+  const length = Buffer.byteLength(text);
   if (close) res.shouldKeepAlive = false;
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(text),
+    "content-length": length,
     "x-request-id": requestId,
     ...(close ? { connection: "close" } : {}),
     ...extra,
   });
   res.end(text);
+  return length;
 }
 
 /** Answers with raw bytes on a socket that has no ServerResponse, then closes it. */
@@ -61,18 +63,20 @@ export function replyLocalRaw(socket: Duplex, status: number, headers: string[],
 
 const noBody = (status: number) => status === 204 || status === 304;
 
-/** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). */
-export function replyLocal(res: ClientResponse, status: number, headers: string[], body: string, requestId: string): void {
-  if (res.headersSent || res.destroyed) { res.destroy(); return; }
+/** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). Returns the body's bytes. */
+export function replyLocal(res: ClientResponse, status: number, headers: string[], body: string, requestId: string): number {
+  if (res.headersSent || res.destroyed) { res.destroy(); return 0; }
   const h = headers.slice();
   // 204 and 304 carry no body, and a 204 no Content-Length (RFC 9110 §15.3.5, §8.6): a length
   // there would have a client wait for, or count, bytes that never come.
   if (noBody(status)) body = "";
-  else h.push("content-length", String(Buffer.byteLength(body)));
-  h.push("x-request-id", requestId);
-  res.writeHead(status, h);
   // A Buffer, not the string: given a string body, node:http sends the head in the body's
   // encoding (UTF-8), and a header value's obs-text (0x80-0xFF, one byte each) would reach the
   // client as two bytes.
-  res.end(Buffer.from(body));
+  const bytes = Buffer.from(body);
+  if (!noBody(status)) h.push("content-length", String(bytes.length));
+  h.push("x-request-id", requestId);
+  res.writeHead(status, h);
+  res.end(bytes);
+  return bytes.length;
 }

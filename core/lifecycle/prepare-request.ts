@@ -61,6 +61,8 @@ export class ProxyRequest implements PickContext {
    * socket's write buffer: measured ~0.8% of a proxied request's CPU).
    */
   bytesBefore = 0;
+  /** Bytes of response body written to the client (the upstream's, a plugin's or Weir's own), for onLog. */
+  responseBodyBytes = 0;
   private tp: string | null = null;
 
   constructor(

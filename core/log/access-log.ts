@@ -12,13 +12,14 @@ import type { InboundRequest } from "../lifecycle/client-messages.js";
 import { pino, type DestinationStream, type Logger } from "pino";
 import type { ProxyRequest } from "../lifecycle/prepare-request.js";
 import { unmapIPv4 } from "../net/client-address.js";
+import { LOG_TIME } from "./logger.js";
 
 export function createAccessLogger(destination: DestinationStream = pino.destination({ fd: 1, sync: false })): Logger {
   const worker = process.env.WEIR_WORKER_INDEX;
   return pino({
     // With `workers: N`, which worker served the request (lines of every worker share stdout).
     base: worker === undefined ? undefined : { worker: Number(worker) },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: LOG_TIME, // the operational log's format (logger.ts)
     // Every line is an access record: "log":"access" instead of a level, so that a collector
     // reading stdout and stderr together can tell access lines from the operational log.
     formatters: { level: () => ({ log: "access" }) },

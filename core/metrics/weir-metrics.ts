@@ -1,5 +1,5 @@
 /**
- * Everything `GET /metrics` shows for one Weir process (CONTRACT §4), in its own prom-client
+ * Everything `GET /metrics` shows for one Weir process (docs/operations.md), in its own prom-client
  * Registry (several runtimes can share a process in tests). The request path only touches
  * RequestMetrics and the plugins' HookTimers; the rest is read from the runtime at scrape time.
  * With workers, the primary merges every worker's registry (see core/cluster/primary.ts) using

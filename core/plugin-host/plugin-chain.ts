@@ -202,7 +202,7 @@ export class PluginChain {
       if (packed === null) {
         const now = performance.now();
         const upstream = pr.upstreamStartedAt > 0 ? now - pr.upstreamStartedAt : 0;
-        packed = pack("onLog", pr, status, responseHeaders.join("\n"), `{"total":${(now - pr.startedAt).toFixed(3)},"upstream":${upstream.toFixed(3)}}`);
+        packed = pack("onLog", pr, status, responseHeaders.join("\n"), `{"total":${(now - pr.startedAt).toFixed(3)},"upstream":${upstream.toFixed(3)}}`) + "\u0000" + pr.responseBodyBytes;
       }
       inst.enqueueLog(packed);
     }

@@ -4,17 +4,18 @@
  * source changes (core/watch/file-watcher.ts), keeping the old version serving when the new one
  * fails to compile, load or validate.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
 import { FileWatcher } from "../watch/file-watcher.js";
+import { closest } from "../config/did-you-mean.js";
 import type { ConfigProblem } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { createHostCall, type Granted } from "./capabilities.js";
-import { compilePlugin, PluginCompileError, type CompiledPlugin } from "./compile-plugin.js";
+import { compilePlugin, PluginCompileError, sourcesChanged, type CompiledPlugin } from "./compile-plugin.js";
 import { PluginFailure, PluginInstance, type FatalKind, type InstanceEvents, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
 import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
 import { DEFAULT_MAX_METRIC_SERIES, MetricBudget } from "./plugin-metrics.js";
@@ -41,6 +42,16 @@ function builtinDir(): string {
   const candidates = ["../../plugins", "../../../plugins"].map((p) => fileURLToPath(new URL(p, import.meta.url)));
   // dist/plugins/ holds transpiled copies (no plugin.ts): look for the sources themselves.
   return candidates.find((p) => existsSync(resolve(p, "key-auth", "plugin.ts"))) ?? candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}
+
+/** The names `use:` accepts for the built-ins (each a folder with a plugin.ts). */
+export function builtinNames(): string[] {
+  const dir = builtinDir();
+  try {
+    return readdirSync(dir).filter((n) => existsSync(resolve(dir, n, "plugin.ts"))).sort();
+  } catch {
+    return [];
+  }
 }
 
 export interface EntryRef { at: string; entry: PluginEntryConfig }
@@ -113,7 +124,9 @@ export class PluginHost {
     for (const { at, entry } of pluginEntries(config)) {
       const { file, builtin } = this.resolveUse(entry.use, configFile);
       if (builtin && !existsSync(file)) {
-        problems.push({ file: configFile, path: `${at}.use`, message: `unknown built-in plugin "${entry.use}"; use a built-in name or a path such as ./plugins/my-policy.ts` });
+        const names = builtinNames();
+        const near = closest(entry.use, names);
+        problems.push({ file: configFile, path: `${at}.use`, message: `unknown built-in plugin "${entry.use}"${near ? ` (did you mean "${near}"?)` : ""}; built-ins: ${names.join(", ")}; or a path such as ./plugins/my-policy.ts` });
         continue;
       }
       const limits: InstanceLimits = {
@@ -129,7 +142,7 @@ export class PluginHost {
       }
       let compiled: CompiledPlugin;
       try {
-        compiled = await this.compile(file);
+        compiled = await this.compileFresh(file);
       } catch (err) {
         problems.push({ file: configFile, path: `${at}.use`, message: (err instanceof PackageError ? `refused package (${err.reason}): ` : "") + (err as Error).message });
         continue;
@@ -144,7 +157,12 @@ export class PluginHost {
       if (entry.version !== undefined) this.pins.set(info, entry.version);
       const key = JSON.stringify([at, file, compiled.hash, entry.config ?? {}, limits, entry.permissions ?? null, info.onError, entry.version ?? null]);
       const existing = this.slots.get(key);
-      if (existing) { next.set(at, existing); continue; }
+      if (existing) {
+        // What is on disk now is what runs: a failed hot reload of a version since replaced is over.
+        existing.reloadError = null;
+        next.set(at, existing);
+        continue;
+      }
       try {
         const instance = await this.instantiate(compiled, entry, limits, info, (msg) => { throw new EntryProblem(msg); });
         created.push(instance);
@@ -216,6 +234,20 @@ export class PluginHost {
     return [...this.slots.values()];
   }
 
+  /**
+   * compile(), but a cached bundle whose sources changed on disk since is built again: a config
+   * reload must see the file as it is now, whether or not the watcher has seen the change yet
+   * (or is off), and never a version that failed to load once the file is fixed.
+   */
+  private async compileFresh(file: string): Promise<CompiledPlugin> {
+    const cached = this.compiled.get(file);
+    if (cached) {
+      const c = await cached.catch(() => null);
+      if (c && sourcesChanged(c) && this.compiled.get(file) === cached) this.compiled.delete(file);
+    }
+    return this.compile(file);
+  }
+
   private compile(file: string): Promise<CompiledPlugin> {
     let p = this.compiled.get(file);
     if (!p) {
@@ -285,7 +317,13 @@ export class PluginHost {
     const pending = [...this.compiled.entries()].filter(([file]) => [...this.slots.values()].some((s) => s.entry.file === file));
     void Promise.all(pending.map(([, p]) => p.then((c) => c.inputs, () => [] as string[]))).then((lists) => {
       for (const list of lists) for (const input of list) files.add(input);
-      if (!this.closed) this.watcher?.set(files);
+      if (this.closed) return;
+      const added = new Set(this.watcher?.set(files) ?? []);
+      // A change made before its file was watched has no event: compare those with the disk once.
+      const stale = new Set([...this.slots.values()]
+        .filter((s) => (added.has(s.entry.file) || s.current.compiled.inputs.some((i) => added.has(i))) && sourcesChanged(s.current.compiled))
+        .map((s) => s.entry.file));
+      for (const file of stale) void this.reloadFrom(file);
     });
   }
 
@@ -330,7 +368,14 @@ export class PluginHost {
         continue;
       }
       for (const s of slots) {
-        if (s.current.compiled.hash === compiled.hash) continue;
+        if (s.current.compiled.hash === compiled.hash) {
+          // The file is back to the running version (a broken save undone): nothing failed any more.
+          if (s.reloadError !== null) {
+            s.reloadError = null;
+            this.log.info({ plugin: s.current.name, version: s.current.manifest.version, at: s.entry.at }, "plugin source is the running version again; the reload error is cleared");
+          }
+          continue;
+        }
         const pin = this.pins.get(s.entry);
         if (pin !== undefined && compiled.package && !semver.satisfies(compiled.package.version, pin)) {
           s.reloadError = `refused package (version-mismatch): the package is version ${compiled.package.version}; ${s.entry.at}.version pins ${pin}`;
@@ -340,6 +385,8 @@ export class PluginHost {
         try {
           const entry: PluginEntryConfig = { use: s.entry.use, config: JSON.parse(s.current.configJson), permissions: JSON.parse(s.current.grantedJson) };
           const next = await this.instantiate(compiled, { ...entry, permissions: s.entry.builtin ? undefined : entry.permissions }, s.current.limits, s.entry, (m) => { throw new Error(m); });
+          // A config reload may have replaced this slot while the new version loaded.
+          if (this.slots.get(s.key) !== s) { next.dispose(); continue; }
           s.swap(next);
           this.log.info({ plugin: next.name, version: next.manifest.version, at: s.entry.at }, "plugin reloaded");
         } catch (err) {

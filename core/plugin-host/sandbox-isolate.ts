@@ -1,5 +1,6 @@
 /**
- * The only module that touches isolated-vm: one V8 isolate running one plugin instance.
+ * The only module that uses isolated-vm (isolated-vm-line.ts picks the build for this Node): one V8
+ * isolate running one plugin instance.
  * Keeping it behind this small surface (create, exchange, watch, dispose) is what would let us
  * move to another sandbox without touching the rest.
  *
@@ -10,7 +11,9 @@
  * collection near the memory limit — the whole proxy waits with it.) Only strings cross, in both
  * directions (sandbox-main.ts has the wire format); the isolate holds no reference to the host.
  */
-import ivm from "isolated-vm";
+import type IsolatedVm from "isolated-vm";
+import { isolatedVm } from "./isolated-vm-line.js";
+import { ErrorCodes, WeirError } from "../errors.js";
 import { sandboxGuards } from "./sandbox-guards.js";
 import { sandboxSource } from "./sandbox-main.js";
 
@@ -33,9 +36,24 @@ export interface SandboxOptions {
 /** The time limit a plugin's top-level code gets while it loads (a plugin entry's `limits.loadTimeoutMs`). */
 export const DEFAULT_LOAD_TIMEOUT_MS = 2000;
 
+/**
+ * Runs the plugin's top-level code; isolated-vm's "Script execution timed out." becomes a message
+ * that says which code ran too long, the limit, and the key that sets it.
+ */
+async function loadTimed<T>(timeout: number, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!/execution timed out/i.test(String((err as Error)?.message))) throw err;
+    throw new WeirError(ErrorCodes.PLUGIN_LOAD_TIMEOUT,
+      `the plugin's top-level code ran past the load limit of ${timeout} ms (limits.loadTimeoutMs of its entry, default ${DEFAULT_LOAD_TIMEOUT_MS} ms): ` +
+      "move slow work out of the top level (into a hook), or raise limits.loadTimeoutMs", 500, { cause: err });
+  }
+}
+
 const guardsSource = sandboxGuards.toString();
 
-type ExchangeRef = ivm.Reference<(inbox: string) => string>;
+type ExchangeRef = IsolatedVm.Reference<(inbox: string) => string>;
 
 export class SandboxIsolate {
   private catastrophic = false;
@@ -45,12 +63,12 @@ export class SandboxIsolate {
   private heapReadAt = 0;
 
   private constructor(
-    private readonly isolate: ivm.Isolate,
+    private readonly isolate: IsolatedVm.Isolate,
     private readonly exchangeRef: ExchangeRef,
-    private readonly settledRef: ivm.Reference<(inbox: string) => Promise<string>>,
-    private readonly salvageRef: ivm.Reference<() => string>,
-    private readonly watchRef: ivm.Reference<() => Promise<string>>,
-    private readonly configureRef: ivm.Reference<(config: string, granted: string) => void>,
+    private readonly settledRef: IsolatedVm.Reference<(inbox: string) => Promise<string>>,
+    private readonly salvageRef: IsolatedVm.Reference<() => string>,
+    private readonly watchRef: IsolatedVm.Reference<() => Promise<string>>,
+    private readonly configureRef: IsolatedVm.Reference<(config: string, granted: string) => void>,
     /** The manifest JSON the plugin's definition produced. */
     readonly manifestJson: string,
   ) {}
@@ -58,6 +76,7 @@ export class SandboxIsolate {
   static async create(o: SandboxOptions): Promise<SandboxIsolate> {
     let self: SandboxIsolate | null = null;
     let lost: string | null = null;
+    const ivm = isolatedVm();
     const isolate = new ivm.Isolate({
       memoryLimit: o.memoryMb,
       onCatastrophicError: (message: string) => {
@@ -72,7 +91,7 @@ export class SandboxIsolate {
       await context.eval(sandboxSource(guardsSource, { memoryBytes: o.memoryMb * 1048576, wasm: o.wasm === true }), { timeout });
       // Take the bootstrap's entry points, then remove them from the global before any plugin code
       // runs: a plugin must not be able to call exchange/configure on itself.
-      const ref = async <T>(name: string) => (await context.eval(`__weir.${name}`, { reference: true })) as ivm.Reference<T>;
+      const ref = async <T>(name: string) => (await context.eval(`__weir.${name}`, { reference: true })) as IsolatedVm.Reference<T>;
       const manifestRef = await ref<() => string>("manifest");
       const configureRef = await ref<(config: string, granted: string) => void>("configure");
       const exchangeRef = await ref<(inbox: string) => string>("exchange");
@@ -81,9 +100,11 @@ export class SandboxIsolate {
       const watchRef = await ref<() => Promise<string>>("watch");
       await context.eval("delete globalThis.__weir", { timeout });
       const script = await isolate.compileScript(o.code, { filename: o.filename });
-      await script.run(context, { timeout });
-      script.release();
-      const manifestJson = (await manifestRef.apply(undefined, [], { timeout })) as string;
+      const manifestJson = await loadTimed(timeout, async () => {
+        await script.run(context, { timeout });
+        script.release();
+        return (await manifestRef.apply(undefined, [], { timeout })) as string;
+      });
       manifestRef.release();
       if (lost !== null) throw new Error(lost);
       self = new SandboxIsolate(isolate, exchangeRef, settledRef, salvageRef, watchRef, configureRef, manifestJson);

@@ -232,6 +232,8 @@ export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): n
      * saves a plugin an onResponse hook just to add headers.
      */
     get headers(): Hdrs { return (this.h ??= this.c.resHeaders = new Hdrs(this.c.f[12] ?? "", this.c.phase === "onRequest")); }
+    /** In onLog: the body bytes written to the client. */
+    get bodyBytes(): number { return NumberCtor(this.c.f[14] || 0); }
   }
   class Ctx {
     outPath: string | undefined = undefined;
@@ -279,7 +281,9 @@ export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): n
       if (this.logApi === null) {
         const line = (level: string) => (message: unknown, fields?: unknown) => {
           const logs = (this.logs ??= []);
-          if (logs.length < MAX_LOGS) push(logs, [level, StringCtor(message), fields === undefined ? "" : stringify(fields)]);
+          // The request's id rides with each line: lines of onLog (and of a promise a hook left
+          // running) reach the host after the request's own bookkeeping is gone.
+          if (logs.length < MAX_LOGS) push(logs, [level, StringCtor(message), fields === undefined ? "" : stringify(fields), this.f[10] ?? ""]);
           this.flushExtras();
         };
         this.logApi = { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") };

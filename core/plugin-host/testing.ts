@@ -72,7 +72,8 @@ export interface TestPlugin {
    */
   request(input?: TestResponseInput): Promise<HookResult>;
   response(input?: TestResponseInput): Promise<HookResult>;
-  log(input?: TestResponseInput & { timing?: { total: number; upstream: number } }): Promise<HookResult>;
+  /** Runs onLog; `bodyBytes` is what `ctx.response.bodyBytes` reads (default 0). */
+  log(input?: TestResponseInput & { timing?: { total: number; upstream: number }; bodyBytes?: number }): Promise<HookResult>;
   /** Bytes of V8 heap the isolate uses. */
   heapUsed(): number;
   close(): Promise<void>;
@@ -98,7 +99,7 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
     return { configJson: JSON.stringify(config), grantedJson: JSON.stringify(granted) };
   }, { failed: () => undefined, fatal: () => undefined }, options.permissions?.wasm === true);
 
-  const run = async (phase: string, input: TestResponseInput & { timing?: unknown }): Promise<HookResult> => {
+  const run = async (phase: string, input: TestResponseInput & { timing?: unknown; bodyBytes?: number }): Promise<HookResult> => {
     const reqHeaders = Object.entries(input.headers ?? {}).flat();
     const resHeaders = Object.entries(input.responseHeaders ?? {}).flat();
     const status = input.status ?? (phase === "onRequest" ? 0 : 200);
@@ -106,7 +107,7 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
       phase, input.method ?? "GET", input.path ?? "/", input.query ?? "", reqHeaders.join("\n"), input.clientIp ?? "127.0.0.1",
       input.route ?? "test", input.params ? JSON.stringify(input.params) : "", input.consumer ?? "",
       input.vars ? JSON.stringify(input.vars) : "", input.requestId ?? "test-request", String(status), resHeaders.join("\n"),
-      input.timing ? JSON.stringify(input.timing) : "",
+      input.timing ? JSON.stringify(input.timing) : "", String(input.bodyBytes ?? 0),
     ].join("\u0000");
     const result: HookResult = {
       responded: null, error: null,

@@ -248,11 +248,13 @@ export class WeirRuntime implements LifecycleHost {
     if (!Array.isArray(lines)) return;
     for (const line of lines.slice(0, 20)) {
       if (!Array.isArray(line)) continue;
-      const [level, msg, fields] = line as [string, string, string];
+      const [level, msg, fields, lineRequestId] = line as [string, string, string, string | undefined];
       const lvl = level === "debug" || level === "warn" || level === "error" ? level : "info";
       let extra: unknown;
       try { extra = fields ? JSON.parse(fields) : undefined; } catch { extra = fields; }
-      this.log[lvl]({ plugin, requestId, fields: extra }, String(msg).slice(0, 2000));
+      // onLog lines come back after the request is done: the sandbox names their request.
+      const id = requestId || (typeof lineRequestId === "string" ? lineRequestId : "");
+      this.log[lvl]({ plugin, requestId: id, fields: extra }, String(msg).slice(0, 2000));
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * The Redis KeyValueStore (ioredis). Bounded on purpose (ANCHORS.md): with the default options a
+ * The Redis KeyValueStore (ioredis). Bounded on purpose: with ioredis's default options a
  * command waits ~10 s while Redis is down; with no offline queue, no per-request retries and a
  * short command timeout it fails in about a millisecond, so an outage costs a request at most
  * `commandTimeoutMs`, and the caller's fail-open/closed policy decides the rest.

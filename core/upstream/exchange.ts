@@ -99,7 +99,7 @@ class Exchange implements ProxyHandlerHooks {
   };
 
   reject(status: number, code: ErrorCode, message: string): void {
-    replyError(this.res, status, code, message, this.pr.requestId, bodyPending(this.pr.req));
+    this.pr.responseBodyBytes = replyError(this.res, status, code, message, this.pr.requestId, bodyPending(this.pr.req));
     this.finish(status, null);
   }
 
@@ -110,7 +110,7 @@ class Exchange implements ProxyHandlerHooks {
     t.inflight++;
     this.attemptStart = performance.now();
     if (pr.upstreamStartedAt === 0) pr.upstreamStartedAt = this.attemptStart;
-    const handler = new ProxyHandler(this.res, pr.requestId, this);
+    const handler = new ProxyHandler(this.res, pr.requestId, this, pr);
     t.pool.dispatch({
       path: pr.upstreamPath,
       method: pr.req.method!,

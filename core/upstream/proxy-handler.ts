@@ -53,6 +53,8 @@ export class ProxyHandler {
     private readonly res: ClientResponse,
     private readonly requestId: string,
     private readonly hooks: ProxyHandlerHooks,
+    /** Where the body bytes written to the client are added up (a dropped retry attempt adds none). */
+    private readonly sent: { responseBodyBytes: number } = { responseBodyBytes: 0 },
   ) {
     res.once("close", this.onClientClose);
   }
@@ -134,7 +136,7 @@ export class ProxyHandler {
       this.replaced = true;
       // s.status/s.headers, not s.local's: response hooks after the one that replaced the answer
       // may still change them (as for a local reply from onRequest, see respondLocally).
-      replyLocal(this.res, s.status, s.headers, s.local.body, this.requestId);
+      this.sent.responseBodyBytes = replyLocal(this.res, s.status, s.headers, s.local.body, this.requestId);
       this.abortFn?.(new Error("the response was replaced by a plugin"));
       this.hooks.done(s.status, null);
       return false;
@@ -148,6 +150,7 @@ export class ProxyHandler {
   onData(chunk: Buffer): boolean {
     if (this.replaced) return true;
     if (this.retrying) return true;
+    this.sent.responseBodyBytes += chunk.length;
     if (this.bodyLeft > 0 && (this.bodyLeft -= chunk.length) === 0) {
       // The chunk that completes a Content-Length body ends the response in the same call:
       // one write and no second pass through ServerResponse.end (measured on the hot path).
@@ -185,13 +188,13 @@ export class ProxyHandler {
       return;
     }
     if (err instanceof BodyTooLargeError) {
-      replyError(res, 413, ErrorCodes.BODY_TOO_LARGE, err.message, this.requestId, true);
+      this.sent.responseBodyBytes = replyError(res, 413, ErrorCodes.BODY_TOO_LARGE, err.message, this.requestId, true);
       this.hooks.done(413, err);
       return;
     }
     const fault = faultOf(err);
     if (this.hooks.retryable?.(fault.status, err)) return this.handOver(fault.status, err);
-    replyError(res, fault.status, fault.code, fault.message, this.requestId, bodyPending(res.req));
+    this.sent.responseBodyBytes = replyError(res, fault.status, fault.code, fault.message, this.requestId, bodyPending(res.req));
     this.hooks.done(fault.status, err);
   }
 

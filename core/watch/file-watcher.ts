@@ -44,9 +44,13 @@ export class FileWatcher {
 
   constructor(private readonly onChange: (file: string) => void, private readonly log: Logger, private readonly options: FileWatcherOptions) {}
 
-  /** Makes `files` (absolute or relative to the working directory) the watched set. */
-  set(files: Iterable<string>): void {
-    if (this.closed) return;
+  /**
+   * Makes `files` (absolute or relative to the working directory) the watched set. Returns the
+   * files that were not watched before (a change to them before now had no event).
+   */
+  set(files: Iterable<string>): string[] {
+    if (this.closed) return [];
+    const before = new Set(this.files());
     const wanted = new Map<string, Set<string>>();
     for (const f of files) {
       const abs = resolve(f);
@@ -66,6 +70,7 @@ export class FileWatcher {
       this.dirs.set(path, fresh);
       this.arm(fresh);
     }
+    return this.files().filter((f) => !before.has(f));
   }
 
   /** The files watched now (for tests and diagnostics). */

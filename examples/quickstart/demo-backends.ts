@@ -5,8 +5,9 @@
 import { createServer, type Server } from "node:http";
 import { once } from "node:events";
 
+/** Starts one backend per port; when one cannot listen, closes those that did and throws its error (with `port`). */
 export async function startDemoBackends(ports: number[] = [9001, 9002], host = "127.0.0.1"): Promise<Server[]> {
-  return Promise.all(ports.map(async (port, i) => {
+  const started = await Promise.allSettled(ports.map(async (port, i) => {
     const name = `backend-${i + 1}`;
     const server = createServer((req, res) => {
       if (req.url === "/health") { res.writeHead(200, { "content-type": "text/plain" }); res.end("ok"); return; }
@@ -19,7 +20,18 @@ export async function startDemoBackends(ports: number[] = [9001, 9002], host = "
       });
     });
     server.listen(port, host);
-    await once(server, "listening");
+    try {
+      await once(server, "listening");
+    } catch (err) {
+      // Say which port it was (the caller names the variable that moves it).
+      throw Object.assign(err as Error, { port });
+    }
     return server;
   }));
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) {
+    for (const r of started) if (r.status === "fulfilled") r.value.close();
+    throw failed.reason;
+  }
+  return started.map((r) => (r as PromiseFulfilledResult<Server>).value);
 }

@@ -74,7 +74,7 @@ async function flush(ctx: Context<Config>, now: number, ttlMs: number): Promise<
 
 export default definePlugin<Config>({
   name: "analytics",
-  version: "1.1.0",
+  version: "1.2.0",
   configSchema: {
     type: "object",
     properties: {
@@ -92,9 +92,9 @@ export default definePlugin<Config>({
     const labels = { route, consumer, status_class: statusClass };
     // The histogram's _count is the request count; _sum the total latency.
     ctx.metrics.observe("request_duration_seconds", ctx.timing.total / 1000, labels);
-    // Bytes as announced by Content-Length (chunked bodies are not counted: their size is not in
-    // the headers the log phase sees).
-    const out = bytes(ctx.response.headers.get("content-length"));
+    // Response bytes as written to the client (chunked bodies and Weir's own answers included);
+    // request bytes as announced by the client's Content-Length.
+    const out = ctx.response.bodyBytes;
     const inb = bytes(ctx.request.headers.get("content-length"));
     if (out > 0) ctx.metrics.increment("response_bytes_total", out, labels);
     if (inb > 0) ctx.metrics.increment("request_bytes_total", inb, labels);

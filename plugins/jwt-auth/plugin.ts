@@ -10,7 +10,7 @@
  *
  * Verified tokens are remembered in this isolate (bounded, until their `exp` and at most 60 s), so
  * a client reusing its token takes the synchronous path (a few µs) instead of an async host call
- * (50-100 µs, ANCHORS.md).
+ * (50-100 µs).
  */
 import { definePlugin, type Context, type JwtVerifyOptions } from "weir/sdk";
 

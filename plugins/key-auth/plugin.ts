@@ -4,7 +4,7 @@
  * transform `${consumer}`, analytics) and the access log see who called. The key itself is removed
  * before the upstream unless `keepHeader: true`.
  *
- * Refusals (CONTRACT §5): 401 with a JSON body, for a missing key, an unknown key, or the header
+ * Refusals: 401 with a JSON body, for a missing key, an unknown key, or the header
  * sent more than once (two values could be read differently by Weir and the upstream).
  */
 import { definePlugin } from "weir/sdk";

@@ -3,7 +3,7 @@
  * `${clientIp}` and `${params.NAME}`. A template is compiled once into a list of parts; expanding
  * it is a loop over that list, with no parsing per request.
  *
- * In a config file, `${NAME}` is environment expansion (CONTRACT §2) and runs first: a plain
+ * In a config file, `${NAME}` is environment expansion (docs/configuration.md) and runs first: a plain
  * `${consumer}` there would be read as the environment variable `consumer`. The `ctx.` spellings
  * (`${ctx.consumer}`, `${ctx.route}`, `${ctx.requestId}`, `${ctx.clientIp}`) and `${params.NAME}`
  * contain a dot, which no environment variable name has, so they reach the plugin untouched.

@@ -22,7 +22,7 @@ Behaviour("counts requests, latency and bytes per route, consumer and status cla
   const p = await loadPlugin(plugin);
   try {
     for (const [status, consumer, ms] of [[200, "alice", 12], [201, "alice", 30], [404, null, 2], [503, "bob", 800]] as const) {
-      const r = await p.log({ route: "orders", status, consumer, timing: { total: ms, upstream: ms / 2 }, responseHeaders: { "content-length": "100" }, headers: { "content-length": "10" } });
+      const r = await p.log({ route: "orders", status, consumer, timing: { total: ms, upstream: ms / 2 }, bodyBytes: 100, headers: { "content-length": "10" } });
       assert.is(r.error, null);
     }
     const d = family("weir_analytics_request_duration_seconds")!;
@@ -57,6 +57,46 @@ Integration("counts requests answered by the upstream and refused by a plugin, a
     assert.is(d.series.find((s) => s.labels.consumer === "anonymous" && s.labels.status_class === "4xx")?.value, 1);
     assert.ok(d.series.every((s) => s.labels.route === "r"));
     assert.ok((family("weir_analytics_response_bytes_total")!.series.find((s) => s.labels.consumer === "alice")?.value ?? 0) > 0);
+  } finally { await g.close(); }
+});
+
+/** Sends one request, waits for its onLog (and the store write it may make), returns the body's bytes. */
+async function sent(g: Awaited<ReturnType<typeof startGateway>>, path: string, headers: Record<string, string> = {}): Promise<{ status: number; bytes: number }> {
+  const r = await g.get(path, headers);
+  await sleep(40);
+  return { status: r.status, bytes: Buffer.byteLength(r.body) };
+}
+
+Integration("counts the bytes written: Weir's own answers (401, 429) and chunked bodies included", async () => {
+  // The upstream answers /chunked without Content-Length (chunked), the rest with it.
+  const handler = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+    if (req.url === "/chunked") { res.writeHead(200, { "content-type": "text/plain" }); res.write("a".repeat(1000)); res.write("b".repeat(234)); res.end(); return; }
+    res.writeHead(200, { "content-type": "text/plain", "content-length": 5 });
+    res.end("hello");
+  };
+  const g = await startGateway([
+    { use: "key-auth", config: { keys: { k1: "alice" } } },
+    { use: "rate-limit", config: { limit: 2, window: "1m", by: "consumer" } },
+  ], { handler, plugins: [{ use: "analytics", config: { flushEvery: 1 } }] } as never);
+  try {
+    const refused = await sent(g, "/x");
+    assert.is(refused.status, 401);
+    const chunked = await sent(g, "/chunked", { "x-api-key": "k1" });
+    assert.is(chunked.status, 200);
+    assert.is(chunked.bytes, 1234);
+    const plain = await sent(g, "/x", { "x-api-key": "k1" });
+    assert.is(plain.bytes, 5);
+    const limited = await sent(g, "/x", { "x-api-key": "k1" });
+    assert.is(limited.status, 429);
+    const bytes = (consumer: string, cls: string) => family("weir_analytics_response_bytes_total")?.series.find((s) => s.labels.consumer === consumer && s.labels.status_class === cls)?.value;
+    assert.ok(refused.bytes > 0 && limited.bytes > 0);
+    assert.is(bytes("anonymous", "4xx"), refused.bytes);
+    assert.is(bytes("alice", "2xx"), 1234 + 5);
+    assert.is(bytes("alice", "4xx"), limited.bytes);
+    // The same counts in the totals GET /analytics answers.
+    const a = (await (await fetch(`${g.weir.admin}/analytics`)).json()) as { totals: { requests: number; responseBytes: number } };
+    assert.is(a.totals.requests, 4);
+    assert.is(a.totals.responseBytes, refused.bytes + 1234 + 5 + limited.bytes);
   } finally { await g.close(); }
 });
 Integration.run();

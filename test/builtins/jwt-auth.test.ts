@@ -1,5 +1,5 @@
 /**
- * jwt-auth against a real JWKS HTTP server started here: schema, every bad token of issue 5 in the
+ * jwt-auth against a real JWKS HTTP server started here: schema, every kind of bad token in the
  * sandbox, the JWKS cache (unknown kid, cooldown, stale keys, cold start down or slow), and
  * through Weir (duplicate Authorization, refusals never reaching the upstream).
  */
@@ -92,7 +92,7 @@ Tokens("a good RS256 or ES256 token sets the consumer and puts the claims in ctx
     assert.is(e.consumer, "bob");
   } finally { await p.close(); }
 });
-Tokens("refuses every bad token of the issue with 401 invalid_token", async () => {
+Tokens("refuses every kind of bad token with 401 invalid_token", async () => {
   const p = await load();
   try {
     const payload = { sub: "mallory", iss: ISS, aud: AUD, exp: now() + 300 };

@@ -60,7 +60,7 @@ Gcra("forgets keys whose quota is whole again", () => {
 Gcra.run();
 
 const Schema = suite("rate-limit schema");
-Schema("accepts the contract's keys", async () => {
+Schema("accepts the documented keys", async () => {
   assert.equal(await configProblems({ use: "rate-limit", config: { limit: 10, window: "1m", by: "header:x-user", onStoreError: "closed" } }), []);
   assert.equal(await configProblems({ use: "rate-limit", config: { limit: 10, window: 1000, by: "ip" } }), []);
 });

@@ -33,7 +33,7 @@ function spawnWeir(args: string[]): ChildProcess {
 }
 
 /** Runs `weir ARGS` to completion (killed after `timeoutMs`). */
-async function weir(args: string[], timeoutMs = 10_000): Promise<Run> {
+async function weir(args: string[], timeoutMs = 30_000): Promise<Run> {
   const child = spawnWeir(args);
   let stdout = "", stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
@@ -77,7 +77,22 @@ routes:
   - { match: { path: api }, upstream: api }
 `;
 
-const Validate = suite<{ runs: Runs<"good" | "json" | "bad" | "semantic" | "relative" | "missing"> }>("weir validate");
+// Problems of every stage at once: form (a port out of range), references (an unknown upstream),
+// plugins (an unknown built-in, a plugin config its schema refuses); an upstream with a problem of
+// its own is not reported again by the route that names it.
+const EVERY_STAGE = `
+listen: { port: 70000 }
+upstreams:
+  api: { targets: ["http://127.0.0.1:9001"] }
+  broken: { targets: 5 }
+routes:
+  - { match: { path: /a }, upstream: nowhere }
+  - { match: { path: /b }, upstream: api, plugins: [{ use: kee-auth }] }
+  - { match: { path: /c }, upstream: api, plugins: [{ use: key-auth, config: { keys: "nope" } }] }
+  - { match: { path: /d }, upstream: broken }
+`;
+
+const Validate = suite<{ runs: Runs<"good" | "json" | "bad" | "semantic" | "relative" | "missing" | "every" | "default"> }>("weir validate");
 
 Validate.before((ctx) => {
   file("relative.yaml", "listen: { prot: 1 }\n");
@@ -88,6 +103,9 @@ Validate.before((ctx) => {
     semantic: weir(["validate", "-c", file("unknown-upstream.yaml", "routes:\n  - { upstream: nowhere }\n")]),
     relative: weir(["validate", "-c", "relative.yaml"]),
     missing: weir(["validate", "-c", join(dir, "missing.yaml")]),
+    every: weir(["validate", "-c", file("every-stage.yaml", EVERY_STAGE)], 30_000),
+    // No -c: ./weir.yaml in the working directory.
+    default: (file("weir.yaml", GOOD), weir(["validate"])),
   };
 });
 
@@ -126,6 +144,29 @@ Validate("semantic problems (an unknown upstream) are reported in the same form"
   assert.is(r.stderr.trimEnd().split("\n").length, 1);
 });
 
+Validate("problems of every stage are reported in one run: schema, references and plugins", async ({ runs }) => {
+  const r = await runs.every;
+  const f = join(dir, "every-stage.yaml");
+  assert.is(r.code, 1);
+  assert.is(r.stdout, "");
+  const lines = r.stderr.trimEnd().split("\n");
+  for (const l of lines) assert.ok(l.startsWith(`${f}: `), l);
+  const at = (path: string) => lines.filter((l) => l.startsWith(`${f}: ${path}: `));
+  assert.equal(at("listen.port"), [`${f}: listen.port: must be <= 65535`]);
+  assert.is(at("upstreams.broken.targets").length, 1);
+  assert.match(at("routes[0].upstream")[0] ?? "", /unknown upstream "nowhere"/);
+  assert.match(at("routes[1].plugins[0].use")[0] ?? "", /unknown built-in plugin "kee-auth" \(did you mean "key-auth"\?\)/);
+  assert.is(at("routes[2].plugins[0].config.keys").length, 1, r.stderr);
+  assert.is(at("routes[3].upstream").length, 0, "an upstream with its own problem is not unknown");
+  assert.is(lines.length, 5, r.stderr);
+});
+
+Validate("without -c, ./weir.yaml is validated", async ({ runs }) => {
+  const r = await runs.default;
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, "ok\n");
+});
+
 Validate("a file given relative to the working directory is named as given", async ({ runs }) => {
   const r = await runs.relative;
   assert.is(r.code, 1);
@@ -162,7 +203,10 @@ Usage("--help and -h print the usage on stdout and exit 0", async ({ runs }) => 
     assert.is(r.code, 0);
     assert.match(r.stdout, /^Usage: weir <command>/);
     assert.match(r.stdout, /start\s+\[-c FILE\]/);
-    assert.match(r.stdout, /validate\s+-c FILE/);
+    // -c is optional for both, with its default said once.
+    assert.match(r.stdout, /start\s+\[-c FILE\]/);
+    assert.match(r.stdout, /validate\s+\[-c FILE\]/);
+    assert.match(r.stdout, /-c, --config FILE .*\(default: \.\/weir\.yaml\)/);
     assert.is(r.stderr, "");
   }
 });

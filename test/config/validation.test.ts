@@ -70,7 +70,7 @@ routes:
 
 const Accepted = suite("a valid config is accepted");
 
-Accepted("the CONTRACT §2 example (without plugins) has no problems", () => {
+Accepted("the complete example (without plugins) has no problems", () => {
   assert.equal(problemsOf(GOOD), []);
 });
 

@@ -1,5 +1,5 @@
 /**
- * Issue 7 end to end with the real `weir` binary: the example script takes a plugin from
+ * Plugin packages end to end with the real `weir` binary: the example script takes a plugin from
  * `weir plugin new` to a signed package serving traffic; a real `weir start` refuses an untrusted
  * package, and a running one refuses a reload (POST /reload) to an escalating package while the
  * old version keeps serving.

@@ -1,5 +1,5 @@
 /**
- * The loading policy for .weirpkg packages (CONTRACT §6, issue 7): with requireSigned and
+ * The loading policy for .weirpkg packages (docs/plugin-packages.md): with requireSigned and
  * trustedPublishers, only an intact package signed by a trusted key, asking for no more than its
  * entry grants, for this SDK, within the size limit, is loaded. Everything else is refused at
  * validate (exit 1, `FILE: key.path: refused package (reason): ...`) and at start, and the

@@ -1,5 +1,5 @@
 /**
- * GET /metrics: Prometheus text that a strict parser accepts, with the series of CONTRACT §4 and
+ * GET /metrics: Prometheus text that a strict parser accepts, with the series docs/operations.md names and
  * counts that match the requests actually sent, by route and status; plugin durations and
  * failures by plugin and hook; target health; isolate memory; reload counts.
  */
@@ -20,7 +20,7 @@ const config = (upstream: string): WeirConfig => ({
   ],
 });
 
-Metrics("the exposition parses as Prometheus text and has every series the contract names", async () => {
+Metrics("the exposition parses as Prometheus text and has every series the docs name", async () => {
   const up = await startUpstream();
   const weir = await startWeir(config(up.url));
   try {

@@ -1,5 +1,5 @@
 /**
- * Assertions for the answers Weir makes itself (CONTRACT §3): the status, a JSON body
+ * Assertions for the answers Weir makes itself: the status, a JSON body
  * `{error, code, requestId}` and an `X-Request-Id` header that names the same request.
  */
 import * as assert from "uvu/assert";

@@ -48,6 +48,8 @@ export interface StartWeirOptions {
   env?: NodeJS.ProcessEnv;
   /** Reload when the config file changes (default false: tests call rt.reload() themselves). */
   watchConfig?: boolean;
+  /** Hot-reload plugin sources when they change (default true). */
+  watchPlugins?: boolean;
   /** Where access log lines go (default: nowhere, or stdout with WEIR_TEST_LOG set). */
   accessLog?: { write(line: string): unknown };
   logger?: Logger;
@@ -61,6 +63,7 @@ export async function startWeir(config: WeirConfig | string, options: StartWeirO
     env: options.env,
     logger: options.logger ?? pino({ level: process.env.WEIR_TEST_LOG ?? "silent" }),
     watchConfig: options.watchConfig ?? false,
+    watchPlugins: options.watchPlugins,
     accessLog: options.accessLog ?? (process.env.WEIR_TEST_LOG ? undefined : discard),
   });
   const { listen, admin } = rt.addresses();

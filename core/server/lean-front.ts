@@ -129,7 +129,14 @@ export class LeanFront {
     if (listener === undefined) throw new Error(`node:http server without a ${event} listener`);
     this.nodeConnectionListener = listener;
     server.removeListener(event, listener);
-    server.on(event, (socket: Socket) => this.connections.add(new LeanConnection(this, socket)));
+    server.on(event, (socket: Socket) => {
+      try {
+        this.connections.add(new LeanConnection(this, socket));
+      } catch (err) {
+        this.onInternalError(err, "lean listener: new connection");
+        socket.destroy();
+      }
+    });
     server.on("listening", () => {
       this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     });
@@ -153,7 +160,12 @@ export class LeanFront {
   handOff(conn: LeanConnection, socket: Socket): void {
     this.connections.delete(conn);
     this.handedOff++;
-    this.nodeConnectionListener.call(this.server, socket);
+    try {
+      this.nodeConnectionListener.call(this.server, socket);
+    } catch (err) {
+      this.onInternalError(err, "lean listener: hand-off to node:http");
+      socket.destroy();
+    }
   }
 
   forget(conn: LeanConnection): void {
@@ -185,8 +197,7 @@ export class LeanFront {
       if (c.fresh) {
         if (idleMs < headersTimeoutMs) continue;
         this.connections.delete(c);
-        const timeout = Object.assign(new Error("no request within the headers timeout"), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
-        this.server.emit("clientError", timeout, c.socket);
+        c.timedOut();
       } else if (keepAliveTimeoutMs > 0 && idleMs >= keepAliveTimeoutMs) {
         c.socket.destroy();
       }
@@ -298,6 +309,13 @@ export class LeanConnection implements ResponseSink {
       }
       this.socket.destroy();
     }
+  }
+
+  /** No request came within the headers timeout: 408, and whatever comes later is not read. */
+  timedOut(): void {
+    this.closing = true;
+    const timeout = Object.assign(new Error("no request within the headers timeout"), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
+    this.front.server.emit("clientError", timeout, this.socket);
   }
 
   /**

@@ -4,6 +4,7 @@
  * a request that had been proxied. Each test is named after what broke. A recording upstream
  * (a raw TCP server with its own parser) shows exactly which requests Weir forwarded.
  */
+import { connect } from "node:net";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { exchange, type ExchangeResult } from "../support/raw-exchange.js";
@@ -140,6 +141,20 @@ for (const listener of LISTENERS) {
     assertLocalReply(r.answers[0]!, 400, "WEIR_ERR_BAD_REQUEST");
     assert.is(r.answers.length, 1);
     await new Promise((res) => setTimeout(res, 100));
+    assertForwarded(ctx, []);
+  });
+
+  Refusal(`${listener}: a request sent after the 408 for a silent connection is never proxied (the lean listener went on reading)`, async (ctx) => {
+    // Half-open, so that it can still send after Weir has ended its side.
+    const socket = connect({ port: ctx.weirs[listener].port, host: "127.0.0.1", allowHalfOpen: true });
+    socket.on("error", () => undefined);
+    let text = "";
+    const answered = new Promise<void>((resolve) => socket.on("data", (d: Buffer) => { text += d.toString("latin1"); if (text.includes("\r\n\r\n")) resolve(); }));
+    await Promise.race([answered, new Promise((r) => setTimeout(r, 6000))]);
+    assert.match(text, /^HTTP\/1\.1 408 /);
+    if (!socket.destroyed) socket.write(`GET /after-408 HTTP/1.1\r\n${H}\r\n`);
+    await new Promise((r) => setTimeout(r, 300));
+    socket.destroy();
     assertForwarded(ctx, []);
   });
 

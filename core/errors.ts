@@ -27,6 +27,12 @@ export const ErrorCodes = {
   PLUGIN_ISOLATE_LOST: "WEIR_ERR_PLUGIN_ISOLATE_LOST",
   /** The plugin failed repeatedly and is skipped for a cooldown (its entry's onError applies). */
   PLUGIN_DEGRADED: "WEIR_ERR_PLUGIN_DEGRADED",
+  /** The plugin set a header Weir may not write: a name that is not a token, a value with a control character, too many bytes. */
+  PLUGIN_INVALID_HEADER: "WEIR_ERR_PLUGIN_INVALID_HEADER",
+  /** The plugin handed back something else Weir cannot use: a status, a path, a malformed result. */
+  PLUGIN_INVALID_RESULT: "WEIR_ERR_PLUGIN_INVALID_RESULT",
+  /** A ctx.metrics write was dropped: an invalid name or label, a name that is taken, or past limits.maxMetricSeries. */
+  PLUGIN_METRIC_DROPPED: "WEIR_ERR_PLUGIN_METRIC_DROPPED",
   /** This version of the plugin crashed its isolate repeatedly and is held back. */
   PLUGIN_QUARANTINED: "WEIR_ERR_PLUGIN_QUARANTINED",
   UPSTREAM_UNREACHABLE: "WEIR_ERR_UPSTREAM_UNREACHABLE",
@@ -40,6 +46,10 @@ export const ErrorCodes = {
   UNAUTHORIZED: "WEIR_ERR_UNAUTHORIZED",
   NOT_FOUND: "WEIR_ERR_NOT_FOUND",
   STORE_UNAVAILABLE: "WEIR_ERR_STORE_UNAVAILABLE",
+  /** Weir itself failed while handling a request (a bug): answered 500, logged with its stack. */
+  INTERNAL: "WEIR_ERR_INTERNAL",
+  /** No isolated-vm build loads on this Node, so no plugin can run. */
+  SANDBOX_UNAVAILABLE: "WEIR_ERR_SANDBOX_UNAVAILABLE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

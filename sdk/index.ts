@@ -29,8 +29,10 @@ export type Phase = (typeof PHASES)[number];
 export const SDK_VERSION = "1.0.0";
 
 /**
- * Case-insensitive header access. Names are matched without regard to case; values written by a
- * plugin may not contain CR, LF or NUL (the request then fails as a plugin error).
+ * Case-insensitive header access. Names are matched without regard to case. A name a plugin
+ * writes must be a token and a value may hold visible characters, Latin-1, spaces and tabs only,
+ * no control character (RFC 9110 §5.5); otherwise the request fails as a plugin error naming the
+ * header.
  * @example ctx.request.headers.set("x-user", ctx.consumer ?? "anonymous");
  */
 export interface Headers {
@@ -62,7 +64,7 @@ export interface Request {
 
 /** The response: from the upstream, or made by `respond`. */
 export interface Response {
-  /** Writable in `onResponse`. */
+  /** Writable in `onResponse`: a final status, an integer 200-599. */
   status: number;
   /**
    * In `onResponse`: the response's headers. In `onRequest` there is no response yet: headers set
@@ -197,7 +199,8 @@ export interface Context<Config = Record<string, unknown>> {
   readonly response: Response;
   /**
    * Answers the request here instead of (or, in onResponse, in place of) the upstream's answer.
-   * A string body is sent as it is; anything else as JSON. Only in `onRequest` and `onResponse`.
+   * `status` is a final one (200-599). A string body is sent as it is; anything else as JSON.
+   * Only in `onRequest` and `onResponse`.
    * @example return ctx.respond(401, { error: "missing key" }, { "www-authenticate": "Key" });
    */
   respond(status: number, body?: unknown, headers?: Record<string, string>): void;

@@ -31,6 +31,8 @@ import { VERSION } from "../server/version.js";
 import { ConnectionDispatch } from "./connection-dispatch.js";
 import { isFromWorker, type FromWorker, type StoreReply, type ToWorker } from "./messages.js";
 import { StoreHost } from "./store-host.js";
+import { storeBounds } from "../store/bounded-map.js";
+import { registerStoreMetrics } from "../metrics/store-metrics.js";
 
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
@@ -87,10 +89,11 @@ export class Primary {
   private startupFailure: string | null = null;
   private readonly connections: ConnectionDispatch;
   /** Rate limits and ctx.store of the workers without store.redis, when there are several (ipc-store.ts). */
-  private readonly store = new StoreHost();
+  private readonly store: StoreHost;
   private readonly useStandby: boolean;
 
   constructor(readonly configFile: string, private config: WeirConfig, count: number, readonly log: Logger) {
+    this.store = new StoreHost(storeBounds(config.store));
     this.slots = Array.from({ length: count }, (_, index) => ({ index, proc: null, diedAt: null, restarts: 0, failuresInRow: 0, timer: null }));
     this.nextNumber = count;
     this.useStandby = config.standbyWorker !== false;
@@ -106,6 +109,10 @@ export class Primary {
       name: "weir_connections_held_total", help: "Connections that waited in the primary because no worker was ready.", registers: [this.registry], aggregator: "max",
       collect() { this.reset(); this.inc(held()); },
     });
+    // The workers' shared store lives here: its figures are the primary's to report (the workers'
+    // registries have the same names, without values).
+    // With one worker the store is the worker's own, and so are its figures.
+    registerStoreMetrics(this.registry, () => (count > 1 ? this.store.stats() : null));
   }
 
   /**
@@ -323,6 +330,7 @@ export class Primary {
       }
       if (answers.some((a) => a === null)) this.log.warn("a worker did not answer the reload in time");
       this.config = config;
+      this.store.setBounds(storeBounds(config.store));
       this.reloadsTotal.inc({ result: "success" });
       const serving = answers.filter((_, i) => workers[i] !== standby);
       const generation = Math.max(0, ...serving.map((a) => (a?.weir === "reloaded" ? a.generation : 0)));

@@ -4,11 +4,25 @@
  * runs to completion before the next message is read, so an incr or a GCRA step is atomic across
  * workers, and the GCRA clock is the primary's alone. The state outlives any worker.
  */
-import { MemoryStore } from "../store/memory-store.js";
+import { MemoryStore, type StoreStats } from "../store/memory-store.js";
+import type { StoreBounds } from "../store/bounded-map.js";
 import type { StoreReply, StoreRequest } from "./messages.js";
 
 export class StoreHost {
-  private readonly store = new MemoryStore();
+  private readonly store: MemoryStore;
+
+  constructor(bounds?: StoreBounds) {
+    this.store = new MemoryStore(bounds);
+  }
+
+  /** The config's store.maxEntries / maxBytes, at start and on every reload. */
+  setBounds(bounds: StoreBounds): void {
+    this.store.setBounds(bounds);
+  }
+
+  stats(): StoreStats {
+    return this.store.stats();
+  }
 
   /** Runs one request and sends the answer through `reply` (the asking worker's channel). */
   answer(m: StoreRequest, reply: (r: StoreReply) => void): void {

@@ -47,8 +47,8 @@ export interface PluginEntryConfig {
   version?: string;
   config?: Record<string, unknown>;
   onError?: "closed" | "open";
-  /** memoryMb: V8 heap limit of the isolate (default 32); timeoutMs: time limit of one synchronous hook run, measured as elapsed time (default 50); asyncTimeoutMs: wall time of an async hook (default 5000). */
-  limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number; loadTimeoutMs?: number };
+  /** memoryMb: V8 heap limit of the isolate (default 32); timeoutMs: time limit of one synchronous hook run, measured as elapsed time (default 50); asyncTimeoutMs: wall time of an async hook (default 5000); loadTimeoutMs: time limit of the plugin's top-level code (default 2000); maxMetricSeries: ctx.metrics series the entry may make (default 1000). */
+  limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number; loadTimeoutMs?: number; maxMetricSeries?: number };
   permissions?: { store?: boolean; fetch?: string[]; jwt?: boolean; wasm?: boolean };
 }
 export interface RouteMatchConfig { path?: string; host?: string | string[]; methods?: string[]; headers?: Record<string, string> }
@@ -66,7 +66,8 @@ export interface WeirConfig {
   listen?: ListenConfig | ListenConfig[];
   /** The admin server; `false` turns it off. Default 127.0.0.1:9901. */
   admin?: AdminConfig | false;
-  store?: { redis?: string };
+  /** redis: state shared by every worker and instance; maxEntries/maxBytes bound the in-process store (used without redis). */
+  store?: { redis?: string; maxEntries?: number; maxBytes?: number };
   trustedProxies?: string[];
   limits?: LimitsConfig;
   /** Grace period for in-flight requests on SIGTERM/SIGINT. Default 10s. */
@@ -103,14 +104,14 @@ const pluginEntry = closed({
   version: { type: "string", minLength: 1 },
   config: { type: "object" },
   onError: { enum: ["closed", "open"] },
-  limits: closed({ memoryMb: { type: "integer", minimum: 8, maximum: 4096 }, timeoutMs: { type: "integer", minimum: 1, maximum: 60000 }, asyncTimeoutMs: { type: "integer", minimum: 1, maximum: 600000 }, loadTimeoutMs: { type: "integer", minimum: 1, maximum: 60000 } }),
+  limits: closed({ memoryMb: { type: "integer", minimum: 8, maximum: 4096 }, timeoutMs: { type: "integer", minimum: 1, maximum: 60000 }, asyncTimeoutMs: { type: "integer", minimum: 1, maximum: 600000 }, loadTimeoutMs: { type: "integer", minimum: 1, maximum: 60000 }, maxMetricSeries: { type: "integer", minimum: 0, maximum: 1000000 } }),
   permissions: closed({ store: { type: "boolean" }, fetch: { type: "array", items: { type: "string", minLength: 1 } }, jwt: { type: "boolean" }, wasm: { type: "boolean" } }),
 }, ["use"]);
 
 export const configSchema = closed({
   listen: { description: "a listener {port, host?, tls?} or a list of them", anyOf: [listen, { type: "array", items: listen, minItems: 1 }] },
   admin: { description: "{port?, host?, token?} or false to turn the admin server off", anyOf: [{ const: false }, closed({ port, host: { type: "string", minLength: 1 }, token: { type: "string" } })] },
-  store: closed({ redis: { type: "string", pattern: "^rediss?://" } }),
+  store: closed({ redis: { type: "string", pattern: "^rediss?://" }, maxEntries: { type: "integer", minimum: 1 }, maxBytes: { type: "integer", minimum: 1024 } }),
   trustedProxies: { type: "array", items: { type: "string", minLength: 1 } },
   limits: closed({
     maxHeaderBytes: { type: "integer", minimum: 1024 },

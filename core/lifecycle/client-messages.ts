@@ -14,6 +14,7 @@ export interface InboundRequest {
   readonly rawHeaders: string[];
   /** Lower-cased names, duplicates merged as node:http merges them. */
   readonly headers: IncomingHttpHeaders;
+  readonly httpVersionMajor: number;
   readonly httpVersionMinor: number;
   /** True once the whole request (head and body) was read. */
   readonly complete: boolean;

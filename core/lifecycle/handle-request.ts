@@ -24,6 +24,8 @@ export interface LifecycleHost {
   requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: InboundRequest; rejection: Rejection }): void;
   /** A request node:http could not parse or waited too long for was answered (400/408/431). */
   unparsedAnswered?(peer: string, status: number, requestId: string, message: string): void;
+  /** An exception was caught at the listener's boundary (a bug in Weir: it is logged). */
+  internalError?(err: unknown, where: string): void;
 }
 
 export function createRequestHandler(host: LifecycleHost, tls: boolean) {

@@ -51,15 +51,28 @@ export function replyLocalRaw(socket: Duplex, status: number, headers: string[],
   if (!socket.writable) { socket.destroy(); return; }
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  socket.end(head + `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n` + body);
+  if (noBody(status)) body = "";
+  else head += `content-length: ${Buffer.byteLength(body)}\r\n`;
+  head += `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n`;
+  // A head is bytes (a header value's obs-text is one byte each: latin1); the body is UTF-8.
+  socket.end(Buffer.concat([Buffer.from(head, "latin1"), Buffer.from(body)]));
   socket.once("finish", () => setTimeout(() => socket.destroy(), 1000).unref());
 }
+
+const noBody = (status: number) => status === 204 || status === 304;
 
 /** Sends a complete response made by Weir on a plugin's behalf (headers as a flat list). */
 export function replyLocal(res: ClientResponse, status: number, headers: string[], body: string, requestId: string): void {
   if (res.headersSent || res.destroyed) { res.destroy(); return; }
   const h = headers.slice();
-  h.push("content-length", String(Buffer.byteLength(body)), "x-request-id", requestId);
+  // 204 and 304 carry no body, and a 204 no Content-Length (RFC 9110 §15.3.5, §8.6): a length
+  // there would have a client wait for, or count, bytes that never come.
+  if (noBody(status)) body = "";
+  else h.push("content-length", String(Buffer.byteLength(body)));
+  h.push("x-request-id", requestId);
   res.writeHead(status, h);
-  res.end(body);
+  // A Buffer, not the string: given a string body, node:http sends the head in the body's
+  // encoding (UTF-8), and a header value's obs-text (0x80-0xFF, one byte each) would reach the
+  // client as two bytes.
+  res.end(Buffer.from(body));
 }

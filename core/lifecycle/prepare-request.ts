@@ -14,6 +14,7 @@ import type { Params } from "../router/path-pattern.js";
 import type { PickContext } from "../upstream/balancers/balancer.js";
 import type { Target } from "../upstream/target.js";
 import type { PluginInstance } from "../plugin-host/plugin-instance.js";
+import { authorityProblem, validAuthority } from "./authority.js";
 import { scanInboundHeaders, type InboundHeaders } from "./inbound-headers.js";
 import { acceptRequestId } from "./request-id.js";
 import { newTraceparent, traceIdOf, validTraceparent } from "./trace-context.js";
@@ -173,10 +174,20 @@ export function prepareRequest(gen: Generation, req: InboundRequest, tls: boolea
   const requestId = acceptRequestId(inbound.requestId);
   const method = req.method!;
 
+  // llhttp also reads HTTP/0.9 (a request line without a version) and "HTTP/2.0" request lines:
+  // neither is an HTTP/1 message whose framing we could forward.
+  if (req.httpVersionMajor !== 1)
+    return reject(400, ErrorCodes.BAD_REQUEST, `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported: send HTTP/1.1 (or HTTP/1.0)`, requestId, true);
   if (method === "TRACE" || method === "CONNECT")
     return reject(405, ErrorCodes.METHOD_NOT_ALLOWED, `${method} is not allowed`, requestId, true);
   if (inbound.problem !== null) return reject(400, ErrorCodes.BAD_REQUEST, inbound.problem, requestId, true);
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request means its framing is faulty (1.0 has
+  // no chunked coding); the server "MUST close the connection after responding". nginx says 400.
+  if (inbound.chunked && req.httpVersionMinor === 0)
+    return reject(400, ErrorCodes.BAD_REQUEST, "Transfer-Encoding is not allowed in an HTTP/1.0 request (RFC 9112 §6.1): send HTTP/1.1", requestId, true);
   if (inbound.host === undefined && req.httpVersionMinor === 1) return reject(400, ErrorCodes.BAD_REQUEST, "missing Host header", requestId, true);
+  if (inbound.host !== undefined && !validAuthority(inbound.host))
+    return reject(400, ErrorCodes.BAD_REQUEST, authorityProblem(inbound.host, "the Host header"), requestId, true);
 
   let target = req.url!;
   if (target.charCodeAt(0) !== 47) {
@@ -184,6 +195,7 @@ export function prepareRequest(gen: Generation, req: InboundRequest, tls: boolea
     // route the same request differently.
     const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
     if (!m) return reject(400, ErrorCodes.BAD_REQUEST, "the request target must be a path or an absolute http(s) URL", requestId, true);
+    if (!validAuthority(m[1]!)) return reject(400, ErrorCodes.BAD_REQUEST, authorityProblem(m[1]!, "the absolute URL"), requestId, true);
     if (inbound.host === undefined || m[1]!.toLowerCase() !== inbound.host.toLowerCase())
       return reject(400, ErrorCodes.BAD_REQUEST, "the absolute URL's authority differs from the Host header", requestId, true);
     target = m[2] || "/";

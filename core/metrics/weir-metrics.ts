@@ -12,13 +12,20 @@ import { registerCollector } from "./collector.js";
 import { histogramValues, type MetricValue } from "./latency-histogram.js";
 import { PluginMetrics } from "./plugin-metrics.js";
 import { RequestMetrics } from "./request-metrics.js";
-import { HISTOGRAM_BUCKETS, pluginMetricsSnapshot } from "../plugin-host/plugin-metrics.js";
+import { HISTOGRAM_BUCKETS, pluginFamily, pluginFamilyNames, type MetricBudget } from "../plugin-host/plugin-metrics.js";
+import { reserveMetricName } from "./reserved-names.js";
+import { registerStoreMetrics } from "./store-metrics.js";
+import type { StoreStats } from "../store/memory-store.js";
 import { rateLimitStats } from "../store/gcra.js";
 
 /** What the metrics read from the runtime when scraped. */
 export interface MetricsSource {
   readonly generation: Generation;
   pluginSlots(): PluginSlot[];
+  /** Every plugin entry's ctx.metrics budget. */
+  metricBudgets(): MetricBudget[];
+  /** The in-process store's figures, when this process holds it. */
+  storeStats(): StoreStats | null;
   inflightRequests(): number;
 }
 
@@ -75,9 +82,18 @@ export class WeirMetrics {
       out.push({ labels: { policy: "open" }, value: s.failedOpen });
       out.push({ labels: { policy: "closed" }, value: s.failedClosed });
     });
+    registerCollector(r, "weir_plugin_metric_series", "ctx.metrics series a plugin entry made (at most its limits.maxMetricSeries).", "gauge", "sum", (out) => {
+      for (const b of this.source.metricBudgets()) out.push({ labels: { plugin: b.plugin, entry: b.entry }, value: b.used });
+    });
+    registerCollector(r, "weir_plugin_metric_series_dropped_total", "ctx.metrics writes dropped, by reason: limit (past limits.maxMetricSeries), invalid (a bad name, label or value), collision (a name Weir or another metric has).", "counter", "sum", (out) => {
+      for (const b of this.source.metricBudgets())
+        for (const reason of ["limit", "invalid", "collision"] as const) if (b.dropped[reason] > 0) out.push({ labels: { plugin: b.plugin, entry: b.entry, reason }, value: b.dropped[reason] });
+    });
     registerCollector(r, "weir_plugin_heap_limit_bytes", "The memory limit of a plugin entry's isolate.", "gauge", "max", (out) => {
       for (const slot of this.source.pluginSlots()) out.push({ labels: { plugin: slot.current.name, entry: slot.entry.at }, value: slot.current.limits.memoryMb * 1024 * 1024 });
     });
+
+    registerStoreMetrics(r, () => this.source.storeStats());
 
     registerCollector(r, "weir_config_generation", "The id of the config generation serving new requests.", "gauge", "max", (out) => {
       out.push({ labels: {}, value: this.source.generation?.id ?? 0 });
@@ -96,6 +112,8 @@ export class WeirMetrics {
       registers: [r],
       aggregator: "max",
     });
+    // Weir's names are Weir's: a plugin's metric may never carry one (plugin-metrics.ts).
+    for (const m of r.getMetricsAsArray()) reserveMetricName(m.name, (m as unknown as { type?: string }).type ?? "");
   }
 
   reloaded(ok: boolean, ms: number): void {
@@ -124,23 +142,34 @@ export class WeirMetrics {
 
   /**
    * Metrics written by plugins (ctx.metrics, e.g. the analytics built-in) appear when first
-   * written: each new family is registered as a collector the first time a scrape sees it.
+   * written: each new family is registered as a collector the first time a scrape sees it, and
+   * read on its own at each scrape (a copy of every family per family made a scrape quadratic).
+   * A family the registry refuses (its name taken: plugin-metrics.ts refuses those first) is left
+   * out rather than failing the scrape.
    */
   private syncPluginMetrics(): void {
-    for (const f of pluginMetricsSnapshot()) {
+    for (const f of pluginFamilyNames()) {
       if (this.pluginFamilies.has(f.name)) continue;
       this.pluginFamilies.add(f.name);
-      registerCollector(this.registry, f.name, `written by the ${f.plugin} plugin (ctx.metrics)`, f.type, "sum", (out) => {
-        const now = pluginMetricsSnapshot().find((x) => x.name === f.name);
-        if (!now) return;
-        for (const s of now.series) {
-          if (now.type === "counter") { out.push({ labels: s.labels, value: s.value }); continue; }
-          HISTOGRAM_BUCKETS.forEach((le, i) => out.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: String(le) }, value: s.buckets![i]! }));
-          out.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: "+Inf" }, value: s.value });
-          out.push({ metricName: `${f.name}_sum`, labels: s.labels, value: s.sum ?? 0 });
-          out.push({ metricName: `${f.name}_count`, labels: s.labels, value: s.value });
-        }
-      });
+      try {
+        this.registerPluginFamily(f);
+      } catch {
+        /* a name the registry has already: left out, the scrape goes on */
+      }
     }
+  }
+
+  private registerPluginFamily(f: { name: string; plugin: string; type: "counter" | "histogram" }): void {
+    registerCollector(this.registry, f.name, `written by the ${f.plugin} plugin (ctx.metrics)`, f.type, "sum", (out) => {
+      const now = pluginFamily(f.name);
+      if (!now) return;
+      for (const s of now.series) {
+        if (now.type === "counter") { out.push({ labels: s.labels, value: s.value }); continue; }
+        HISTOGRAM_BUCKETS.forEach((le, i) => out.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: String(le) }, value: s.buckets![i]! }));
+        out.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: "+Inf" }, value: s.value });
+        out.push({ metricName: `${f.name}_sum`, labels: s.labels, value: s.sum ?? 0 });
+        out.push({ metricName: `${f.name}_count`, labels: s.labels, value: s.value });
+      }
+    });
   }
 }

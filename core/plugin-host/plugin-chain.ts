@@ -3,14 +3,18 @@
  * generation. It runs each phase's hooks for one request, taking the synchronous path while the
  * hooks do not await and continuing asynchronously from the first one that does.
  *
- * Everything a plugin hands back is checked here before it can reach the wire: header names must
- * be tokens and values free of CR, LF and NUL; statuses must be 100-599. A failing plugin applies
- * its entry's onError: `closed` answers 500, `open` skips it.
+ * Everything a plugin hands back is checked whole before any of it is applied (result-rules.ts:
+ * the one header rule of core/lifecycle/header-rule.ts, a bound on header bytes, final statuses,
+ * paths of visible ASCII). What breaks the rules is the plugin's failure, named (`plugin "x" set
+ * request header "x-a" to a value with a control character (0x01)`), and its entry's onError
+ * applies: `closed` answers 500, `open` skips it. Content-Length stays Weir's in both directions:
+ * the framing is the body's, not a plugin's.
  */
 import { HOP_BY_HOP } from "../lifecycle/hop-by-hop.js";
 import type { ProxyRequest } from "../lifecycle/prepare-request.js";
 import { PluginFailure, type PluginInstance } from "./plugin-instance.js";
 import { releaseInstance, type PluginSlot } from "./plugin-slot.js";
+import { MALFORMED_RESULT, resultFault } from "./result-rules.js";
 
 /** A response Weir makes on a plugin's behalf (ctx.respond) or for a failed plugin. */
 export interface LocalResponse {
@@ -28,9 +32,10 @@ export interface ResponseState {
   local: LocalResponse | null;
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_VALUE = /[\r\n\0]/;
-const RESERVED_REQUEST = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "content-length"]);
+/** Request headers Weir sets itself (prepare-request.ts upstreamHeaders): a plugin's value is dropped. */
+const RESERVED_REQUEST = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "traceparent", "content-length"]);
+/** Response headers Weir sets itself (the framing and the request id): a plugin's value is dropped. */
+const RESERVED_RESPONSE = new Set(["content-length", "x-request-id"]);
 const CONTINUE = 0 as const;
 
 /**
@@ -42,20 +47,26 @@ const CONTINUE = 0 as const;
 const failedAt = new WeakMap<ProxyRequest, Set<number>>();
 const hasFailed = (pr: ProxyRequest, i: number): boolean => pr.failedPlugins !== null && failedAt.get(pr)?.has(i) === true;
 
-function validHeaders(list: unknown): list is string[] {
-  if (!Array.isArray(list) || list.length % 2 !== 0) return false;
-  for (let i = 0; i < list.length; i += 2) {
-    const n = list[i], v = list[i + 1];
-    if (typeof n !== "string" || typeof v !== "string" || !TOKEN.test(n) || BAD_VALUE.test(v)) return false;
-  }
-  return true;
+/** JSON.parse that drops keys which could pollute prototypes when the value is merged later. */
+function safeParse(text: string): unknown {
+  // A reviver costs on every result; only a result that names one of the keys needs it.
+  if (!text.includes('"__proto__"') && !text.includes('"constructor"') && !text.includes('"prototype"')) return JSON.parse(text);
+  return JSON.parse(text, (k, v) => (k === "__proto__" || k === "constructor" || k === "prototype" ? undefined : v));
 }
 
-/** JSON.parse that drops keys which could pollute prototypes when the value is merged later. */
-function safeParse(text: string): Record<string, unknown> {
-  // A reviver costs on every result; only a result that names one of the keys needs it.
-  if (!text.includes('"__proto__"') && !text.includes('"constructor"') && !text.includes('"prototype"')) return JSON.parse(text) as Record<string, unknown>;
-  return JSON.parse(text, (k, v) => (k === "__proto__" || k === "constructor" || k === "prototype" ? undefined : v)) as Record<string, unknown>;
+/**
+ * A hook's result string as an object Weir can use: logs and metrics it wrote are taken whatever
+ * else it holds (they tell what the plugin did), then the rest is checked whole (result-rules.ts).
+ */
+function parseResult(inst: PluginInstance, pr: ProxyRequest, hook: string, r: string): Record<string, unknown> | PluginFailure {
+  let out: unknown;
+  try { out = safeParse(r); } catch { out = null; }
+  if (typeof out !== "object" || out === null || Array.isArray(out)) return inst.refuse(hook, MALFORMED_RESULT.detail, MALFORMED_RESULT.code, pr.requestId);
+  const o = out as Record<string, unknown>;
+  if (o.l !== undefined) pr.pluginLogs(inst.name, o.l);
+  if (o.m !== undefined) inst.applyMetrics(o.m, hook);
+  const fault = resultFault(o, hook, pr.gen.limits.maxHeaderBytes);
+  return fault === null ? o : inst.refuse(hook, fault.detail, fault.code, pr.requestId);
 }
 
 export function jsonError(status: number, code: string, message: string, requestId: string): LocalResponse {
@@ -117,28 +128,14 @@ export class PluginChain {
   private applyRequest(pr: ProxyRequest, i: number, r: string | PluginFailure): LocalResponse | typeof CONTINUE {
     if (r instanceof PluginFailure) return this.failed(pr, i, r);
     if (r === "") return CONTINUE;
-    const inst = pr.pinned![i]!;
-    let out: Record<string, unknown>;
-    try { out = safeParse(r); } catch { return this.failed(pr, i, new PluginFailure(inst.name, "onRequest", "the plugin returned a malformed result")); }
+    const out = parseResult(pr.pinned![i]!, pr, "onRequest", r);
+    if (out instanceof PluginFailure) return this.failed(pr, i, out);
     if (out.v !== undefined) pr.varsJson = String(out.v);
     if (out.c !== undefined) pr.consumer = out.c === null ? null : String(out.c);
-    if (out.l !== undefined) pr.pluginLogs(inst.name, out.l);
-    if (out.m !== undefined) inst.applyMetrics(out.m);
-    if (out.h !== undefined) {
-      if (!validHeaders(out.h)) return this.failed(pr, i, new PluginFailure(inst.name, "onRequest", "the plugin set a header with an invalid name or a value containing CR, LF or NUL"));
-      applyRequestHeaders(pr, out.h);
-    }
-    if (out.ro !== undefined) {
-      if (!validOps(out.ro)) return this.failed(pr, i, new PluginFailure(inst.name, "onRequest", "the plugin set a response header with an invalid name or a value containing CR, LF or NUL"));
-      pr.responseOps = pr.responseOps === null ? out.ro : pr.responseOps.concat(out.ro);
-    }
-    if (out.p !== undefined) {
-      const p = String(out.p);
-      if (p.charCodeAt(0) !== 47 || BAD_VALUE.test(p) || p.includes(" ") || p.includes("?") || p.includes("#"))
-        return this.failed(pr, i, new PluginFailure(inst.name, "onRequest", `the plugin set an invalid path ${JSON.stringify(p.slice(0, 100))} (it must start with "/" and contain no spaces, "?" or "#")`));
-      pr.pathOverride = p;
-    }
-    if (out.r !== undefined) return this.localFrom(pr, i, out.r, "onRequest") ?? CONTINUE;
+    if (out.h !== undefined) applyRequestHeaders(pr, out.h as string[]);
+    if (out.ro !== undefined) pr.responseOps = pr.responseOps === null ? out.ro as string[][] : pr.responseOps.concat(out.ro as string[][]);
+    if (out.p !== undefined) pr.pathOverride = out.p as string;
+    if (out.r !== undefined) return localFrom(out.r);
     return CONTINUE;
   }
 
@@ -170,25 +167,25 @@ export class PluginChain {
     };
     if (r instanceof PluginFailure) return fail(r);
     if (r === "") return;
-    let out: Record<string, unknown>;
-    try { out = safeParse(r); } catch { return fail(new PluginFailure(inst.name, "onResponse", "the plugin returned a malformed result")); }
+    const out = parseResult(inst, pr, "onResponse", r);
+    if (out instanceof PluginFailure) return fail(out);
     if (out.v !== undefined) pr.varsJson = String(out.v);
     if (out.c !== undefined) pr.consumer = out.c === null ? null : String(out.c);
-    if (out.l !== undefined) pr.pluginLogs(inst.name, out.l);
-    if (out.m !== undefined) inst.applyMetrics(out.m);
     if (out.h !== undefined) {
-      if (!validHeaders(out.h)) return fail(new PluginFailure(inst.name, "onResponse", "the plugin set a header with an invalid name or a value containing CR, LF or NUL"));
-      state.headers = dropHopByHop(out.h, state.local === null);
+      // The upstream's body keeps its own Content-Length; a local answer gets one when it is sent.
+      const next = dropHopByHop(out.h as string[]);
+      if (state.local === null) for (let k = 0; k < state.headers.length; k += 2) if (state.headers[k]!.toLowerCase() === "content-length") next.push(state.headers[k]!, state.headers[k + 1]!);
+      state.headers = next;
     }
     if (out.s !== undefined) {
-      const s = Number(out.s);
-      if (!Number.isInteger(s) || s < 100 || s > 599) return fail(new PluginFailure(inst.name, "onResponse", `the plugin set an invalid status ${String(out.s)}`));
-      state.status = s;
+      const before = state.status;
+      state.status = out.s as number;
+      // 204 and 304 have no body (RFC 9110 §15.3.5, §15.4.5): across that line the upstream's
+      // Content-Length no longer describes what is sent (a client would wait for it, or count it
+      // against nothing), so the answer goes without one.
+      if (state.local === null && noBody(before) !== noBody(state.status)) state.headers = withoutLength(state.headers);
     }
-    if (out.r !== undefined) {
-      const local = this.localFrom(pr, i, out.r, "onResponse");
-      if (local) setLocal(state, local);
-    }
+    if (out.r !== undefined) setLocal(state, localFrom(out.r));
   }
 
   // ---- onLog ------------------------------------------------------------------------------
@@ -213,45 +210,28 @@ export class PluginChain {
 
   // ---- shared -----------------------------------------------------------------------------
 
-  private localFrom(pr: ProxyRequest, i: number, raw: unknown, hook: string): LocalResponse | null {
-    const inst = pr.pinned![i]!;
-    const r = raw as { s?: unknown; b?: unknown; h?: unknown; j?: unknown };
-    const status = Number(r.s);
-    if (!Number.isInteger(status) || status < 100 || status > 599) {
-      const f = this.failed(pr, i, new PluginFailure(inst.name, hook, `ctx.respond was given an invalid status ${String(r.s)}`));
-      return f === CONTINUE ? null : f;
-    }
-    const headers = r.h ?? [];
-    if (!validHeaders(headers)) {
-      const f = this.failed(pr, i, new PluginFailure(inst.name, hook, "ctx.respond was given a header with an invalid name or a value containing CR, LF or NUL"));
-      return f === CONTINUE ? null : f;
-    }
-    const h = dropHopByHop(headers);
-    if (!h.some((n, k) => k % 2 === 0 && n.toLowerCase() === "content-type") && r.b !== "")
-      h.push("content-type", r.j ? "application/json; charset=utf-8" : "text/plain; charset=utf-8");
-    return { status, headers: h, body: typeof r.b === "string" ? r.b : "" };
-  }
-
-  /** Applies the entry's onError to a failure. */
+  /**
+   * Applies the entry's onError to a failure. The 500 says which plugin failed where, and what
+   * Weir refused when it refused a result; a plugin's own error message stays in the log.
+   */
   private failed(pr: ProxyRequest, i: number, f: PluginFailure): LocalResponse | typeof CONTINUE {
     pr.pluginFailed(this.slots[i]!, f);
     let set = failedAt.get(pr);
     if (!set) failedAt.set(pr, (set = new Set()));
     set.add(i);
     if (this.slots[i]!.entry.onError === "open") return CONTINUE;
-    return jsonError(500, f.code, `the plugin "${f.plugin}" failed in ${f.hook}`, pr.requestId);
+    return jsonError(500, f.code, `the plugin "${f.plugin}" failed in ${f.hook}${f.detail !== null ? `: it ${f.detail}` : ""}`, pr.requestId);
   }
 }
 
-/** Response header operations from onRequest: well-formed, and nothing that could reach the wire broken. */
-function validOps(ops: unknown): ops is string[][] {
-  if (!Array.isArray(ops)) return false;
-  for (const op of ops) {
-    if (!Array.isArray(op) || typeof op[1] !== "string" || !TOKEN.test(op[1])) return false;
-    if (op[0] === "a") { if (typeof op[2] !== "string" || BAD_VALUE.test(op[2])) return false; }
-    else if (op[0] !== "d") return false;
-  }
-  return true;
+/** A ctx.respond answer, checked already (result-rules.ts). */
+function localFrom(raw: unknown): LocalResponse {
+  const r = raw as { s: number; b?: string; h?: string[]; j?: unknown };
+  const h = dropHopByHop(r.h ?? []);
+  const body = r.b ?? "";
+  if (!h.some((n, k) => k % 2 === 0 && n.toLowerCase() === "content-type") && body !== "")
+    h.push("content-type", r.j ? "application/json; charset=utf-8" : "text/plain; charset=utf-8");
+  return { status: r.s, headers: h, body };
 }
 
 /** Applies queued operations to a flat header list (hop-by-hop names are never added). */
@@ -263,11 +243,19 @@ function applyOps(headers: string[], ops: string[][]): string[] {
       const next: string[] = [];
       for (let i = 0; i < out.length; i += 2) if (out[i]!.toLowerCase() !== lower) next.push(out[i]!, out[i + 1]!);
       out = next;
-    } else if (!HOP_BY_HOP.has(lower) && lower !== "content-length") {
+    } else if (!HOP_BY_HOP.has(lower) && !RESERVED_RESPONSE.has(lower)) {
       if (out === headers) out = headers.slice();
       out.push(op[1]!, op[2]!);
     }
   }
+  return out;
+}
+
+const noBody = (status: number) => status === 204 || status === 304;
+
+function withoutLength(list: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() !== "content-length") out.push(list[i]!, list[i + 1]!);
   return out;
 }
 
@@ -277,12 +265,12 @@ function setLocal(state: ResponseState, local: LocalResponse): void {
   state.headers = local.headers;
 }
 
-/** Drops hop-by-hop headers; Content-Length too unless the body is the upstream's, unchanged. */
-function dropHopByHop(list: string[], keepLength = false): string[] {
+/** Drops hop-by-hop headers, Content-Length (Weir frames the body it sends) and X-Request-Id (Weir's). */
+function dropHopByHop(list: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < list.length; i += 2) {
     const lower = list[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && (keepLength || lower !== "content-length")) out.push(list[i]!, list[i + 1]!);
+    if (!HOP_BY_HOP.has(lower) && !RESERVED_RESPONSE.has(lower)) out.push(list[i]!, list[i + 1]!);
   }
   return out;
 }
@@ -302,12 +290,12 @@ function applyRequestHeaders(pr: ProxyRequest, list: string[]): void {
       if (list[i + 1] !== shown) pr.hostOverride = list[i + 1]!;
       continue;
     }
-    if (HOP_BY_HOP.has(lower) || RESERVED_REQUEST.has(lower)) {
-      if (lower === "content-length") forward.push(list[i]!, list[i + 1]!); // kept as the client sent it
-      continue;
-    }
+    if (HOP_BY_HOP.has(lower) || RESERVED_REQUEST.has(lower)) continue;
     forward.push(list[i]!, list[i + 1]!);
   }
+  // The body is the client's: so is its length, whatever the plugin made of the header (undici
+  // refuses a length that disagrees with the body, which would be a 502 blamed on the upstream).
+  if (pr.inbound.contentLength >= 0) forward.push("content-length", String(pr.inbound.contentLength));
   pr.setForwardHeaders(forward);
 }
 

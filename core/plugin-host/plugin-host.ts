@@ -1,14 +1,14 @@
 /**
  * The plugin host: turns the `plugins:` entries of a config into running plugin slots, keeps
  * them across config reloads when nothing about them changed, and hot-reloads a plugin when its
- * source changes (chokidar), keeping the old version serving when the new one fails to compile,
- * load or validate.
+ * source changes (core/watch/file-watcher.ts), keeping the old version serving when the new one
+ * fails to compile, load or validate.
  */
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
-import { watch, type FSWatcher } from "chokidar";
+import { FileWatcher } from "../watch/file-watcher.js";
 import type { ConfigProblem } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { PluginEntryConfig, WeirConfig } from "../config/schema.js";
@@ -17,11 +17,12 @@ import { createHostCall, type Granted } from "./capabilities.js";
 import { compilePlugin, PluginCompileError, type CompiledPlugin } from "./compile-plugin.js";
 import { PluginFailure, PluginInstance, type FatalKind, type InstanceEvents, type InstanceLimits, type PluginManifest } from "./plugin-instance.js";
 import { PluginSlot, type EntryInfo } from "./plugin-slot.js";
+import { DEFAULT_MAX_METRIC_SERIES, MetricBudget } from "./plugin-metrics.js";
 import semver from "semver";
 import { checkBundleMatches, loadPackagedPlugin, type LoadPolicy } from "../marketplace/load-package.js";
 import { DEFAULT_MAX_PACKAGE_BYTES, PackageError } from "../marketplace/package-format.js";
 
-export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000, loadTimeoutMs: 2000 } as const;
+export const PLUGIN_DEFAULTS = { memoryMb: 32, timeoutMs: 50, asyncTimeoutMs: 5000, loadTimeoutMs: 2000, maxMetricSeries: DEFAULT_MAX_METRIC_SERIES } as const;
 
 /** A version quarantined after this many fatal isolate errors within the window. */
 export const QUARANTINE_AFTER = 2;
@@ -55,11 +56,12 @@ export function pluginEntries(config: WeirConfig): EntryRef[] {
 export class PluginHost {
   private readonly compiled = new Map<string, Promise<CompiledPlugin>>();
   private slots = new Map<string, PluginSlot>();
-  private watcher: FSWatcher | null = null;
-  private readonly watched = new Set<string>();
-  private readonly pendingReloads = new Map<string, NodeJS.Timeout>();
+  private watcher: FileWatcher | null = null;
+  /** Hot reloads run one at a time, in the order their changes came: the last change wins. */
+  private reloads: Promise<void> = Promise.resolve();
   /** The `version:` pin of each entry, so that a hot reload cannot swap in a replayed old package. */
   private readonly pins = new WeakMap<EntryInfo, string>();
+  private closed = false;
   private policy: LoadPolicy = { requireSigned: false, trustedPublishers: {}, maxPackageBytes: DEFAULT_MAX_PACKAGE_BYTES };
   /** Called for every plugin failure (metrics, logs). */
   onFailure: (slotName: string, failure: PluginFailure) => void = () => undefined;
@@ -73,6 +75,11 @@ export class PluginHost {
   private quarantine = new Map<string, QuarantineEntry>();
   /** Fatal events per bundle hash (times, ms), for the local quarantine rule. */
   private readonly fatalAt = new Map<string, number[]>();
+  /**
+   * The ctx.metrics budget of each entry, by key path and plugin name: kept across reloads and
+   * hot reloads, so neither hands an entry a fresh allowance of series.
+   */
+  private readonly budgets = new Map<string, MetricBudget>();
   /** Where ctx.log lines written in onLog go (request-phase lines go through the generation). */
   onPluginLog: (plugin: string, lines: unknown) => void = () => undefined;
 
@@ -114,6 +121,7 @@ export class PluginHost {
         timeoutMs: entry.limits?.timeoutMs ?? PLUGIN_DEFAULTS.timeoutMs,
         asyncTimeoutMs: entry.limits?.asyncTimeoutMs ?? PLUGIN_DEFAULTS.asyncTimeoutMs,
         loadTimeoutMs: entry.limits?.loadTimeoutMs ?? PLUGIN_DEFAULTS.loadTimeoutMs,
+        maxMetricSeries: entry.limits?.maxMetricSeries ?? PLUGIN_DEFAULTS.maxMetricSeries,
       };
       if (policy.requireSigned && !builtin && !file.endsWith(".weirpkg")) {
         problems.push({ file: configFile, path: `${at}.use`, message: "requireSigned is on: a plugin must be a built-in or a signed .weirpkg package (weir plugin pack, then sign)" });
@@ -158,7 +166,7 @@ export class PluginHost {
     const keep = new Set([...slots.values()].map((s) => s.key));
     for (const [key, slot] of this.slots) if (!keep.has(key)) { slot.current.retired = true; if (slot.current.inflight === 0) slot.current.dispose(); }
     this.slots = new Map([...slots.values()].map((s) => [s.key, s]));
-    if (this.options.watch) for (const s of slots.values()) this.watchSources(s.entry.file);
+    if (this.options.watch) this.watchSources();
   }
 
   /**
@@ -179,6 +187,10 @@ export class PluginHost {
   private events(info: EntryInfo): InstanceEvents {
     return {
       failed: (inst, failure) => this.onFailure(inst.name, failure),
+      metricDropped: (inst, hook, reason, message, limit) => {
+        this.log.warn({ plugin: inst.name, version: inst.manifest.version, at: info.at, hook, reason, ...(limit !== null ? { limit } : {}), code: "WEIR_ERR_PLUGIN_METRIC_DROPPED", error: message },
+          "a plugin's metric write was dropped; more like it are only counted (weir_plugin_metric_series_dropped_total)");
+      },
       fatal: (inst, reason, kind) => {
         const hash = inst.compiled.hash;
         const e: FatalPluginEvent = { plugin: inst.name, version: inst.manifest.version, hash, file: info.file, at: info.at, reason, kind };
@@ -243,46 +255,71 @@ export class PluginHost {
       return { configJson: JSON.stringify(config), grantedJson: JSON.stringify(granted) };
     }, this.events(info), entry.permissions?.wasm === true);
     instance.onLogOutput = (inst, lines) => this.onPluginLog(inst.name, lines);
+    instance.metricBudget = this.budgetFor(info.at, instance.name, limits.maxMetricSeries ?? PLUGIN_DEFAULTS.maxMetricSeries);
     instance.quarantine(this.quarantine.get(compiled.hash)?.reason ?? null);
     return instance;
   }
 
-  private watchSources(file: string): void {
-    void this.compile(file).then((c) => {
-      for (const input of c.inputs) {
-        if (this.watched.has(input)) continue;
-        this.watched.add(input);
-        if (!this.watcher) {
-          this.watcher = watch([], { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 } });
-          this.watcher.on("all", (_event, path) => this.sourceChanged(resolve(path)));
-          this.watcher.on("error", (err) => this.log.warn({ err }, "plugin watcher error"));
-        }
-        this.watcher.add(input);
-      }
-    }, () => undefined);
+  private budgetFor(at: string, plugin: string, limit: number): MetricBudget {
+    const key = `${at}\u0000${plugin}`;
+    let b = this.budgets.get(key);
+    if (b === undefined) this.budgets.set(key, (b = new MetricBudget(plugin, at, limit)));
+    b.limit = limit;
+    return b;
   }
 
-  /** A watched source changed: recompile every plugin built from it (debounced). */
+  /**
+   * Watches every file the live plugins are built from: each entry's file as the config names it
+   * (a symlink swapped under it is a change) and every input of its running and latest bundle.
+   */
+  private watchSources(): void {
+    if (this.closed) return;
+    this.watcher ??= new FileWatcher((path) => this.sourceChanged(path), this.log, { debounceMs: 50, what: "plugin source" });
+    const files = new Set<string>();
+    for (const s of this.slots.values()) {
+      files.add(s.entry.file);
+      for (const input of s.current.compiled.inputs) files.add(input);
+    }
+    // The latest compile of each entry may have more inputs than the running version (a new
+    // import in a version that failed to load): watch those too.
+    const pending = [...this.compiled.entries()].filter(([file]) => [...this.slots.values()].some((s) => s.entry.file === file));
+    void Promise.all(pending.map(([, p]) => p.then((c) => c.inputs, () => [] as string[]))).then((lists) => {
+      for (const list of lists) for (const input of list) files.add(input);
+      if (!this.closed) this.watcher?.set(files);
+    });
+  }
+
+  /** A watched source changed (one call per burst): rebuild what is built from it, in order. */
   private sourceChanged(path: string): void {
-    clearTimeout(this.pendingReloads.get(path));
-    this.pendingReloads.set(path, setTimeout(() => {
-      this.pendingReloads.delete(path);
-      void this.reloadFrom(path);
-    }, 50));
+    void this.reloadFrom(path);
   }
 
-  /** Rebuilds the plugins whose bundle includes `path`. Exposed for tests and the admin API. */
-  async reloadFrom(path: string): Promise<void> {
+  /** Rebuilds the plugins whose bundle includes `path` (after any rebuild under way). Exposed for tests. */
+  reloadFrom(path: string): Promise<void> {
+    const run = this.reloads.then(() => this.reloadNow(path));
+    this.reloads = run.catch((err) => this.log.error({ err, plugin: path }, "plugin reload failed"));
+    return run;
+  }
+
+  private async reloadNow(path: string): Promise<void> {
+    if (this.closed) return;
+    // The entries built from `path`: by their running bundle, or by their latest compile (which
+    // may import a file the running one does not).
     const affected = new Set<string>();
+    for (const s of this.all()) if (s.entry.file === path || s.current.compiled.inputs.includes(path)) affected.add(s.entry.file);
     for (const [file, p] of this.compiled) {
       const c = await p.catch(() => null);
       if (file === path || c?.inputs.includes(path)) affected.add(file);
     }
-    if (affected.size === 0) affected.add(path);
     for (const file of affected) {
-      this.compiled.delete(file);
       const slots = this.all().filter((s) => s.entry.file === file);
       if (slots.length === 0) continue;
+      if (!existsSync(file)) {
+        // Between a delete and a create (or a rename over it): the next event brings it back.
+        this.log.warn({ plugin: file }, "plugin source deleted; the running version keeps serving until it is created again");
+        continue;
+      }
+      this.compiled.delete(file);
       let compiled: CompiledPlugin;
       try {
         compiled = await this.compile(file);
@@ -310,13 +347,13 @@ export class PluginHost {
           this.log.error({ plugin: s.current.name, at: s.entry.at, error: s.reloadError }, "plugin reload failed; the previous version keeps serving");
         }
       }
-      if (this.options.watch) this.watchSources(file);
     }
+    if (this.options.watch) this.watchSources();
   }
 
   async close(): Promise<void> {
-    for (const t of this.pendingReloads.values()) clearTimeout(t);
-    await this.watcher?.close();
+    this.closed = true;
+    this.watcher?.close();
     for (const s of this.slots.values()) s.current.dispose();
     this.slots.clear();
   }

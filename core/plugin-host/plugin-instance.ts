@@ -10,12 +10,15 @@
 import type { CompiledPlugin } from "./compile-plugin.js";
 import { SandboxIsolate } from "./sandbox-isolate.js";
 import { IsolateCalls, STUCK_MARGIN_MS, type CallFault, type CallOutcome } from "./isolate-calls.js";
-import { incrementMetric, observeMetric } from "./plugin-metrics.js";
+import { DEFAULT_MAX_METRIC_SERIES, MetricBudget, writeMetric, type DropReason } from "./plugin-metrics.js";
 import type { HookTimer } from "../metrics/plugin-metrics.js";
 import { ErrorCodes } from "../errors.js";
 
-/** Where a request adds up the time its plugin hooks took (ProxyRequest, for the access log). */
-export interface HookTimeSink { pluginMs: number }
+/**
+ * Where a request adds up the time its plugin hooks took (ProxyRequest, for the access log); its
+ * id tags the failures of its calls.
+ */
+export interface HookTimeSink { pluginMs: number; readonly requestId?: string }
 
 export interface PluginManifest {
   name: string;
@@ -36,11 +39,15 @@ export interface InstanceLimits {
   asyncTimeoutMs: number;
   /** Time limit of the plugin's top-level code when it loads. */
   loadTimeoutMs?: number;
+  /** Metric series the entry may make through ctx.metrics (plugin-metrics.ts). */
+  maxMetricSeries?: number;
 }
 
 /**
  * A hook's outcome that is not a result: the caller applies the entry's onError. `code` is the
  * stable code of the kind of failure (core/errors.ts), `limit` the limit that was hit, if one was.
+ * `detail` is set when Weir refused what the plugin handed back (a header, a status): Weir's own
+ * words, which the client's 500 may carry (a plugin's own error message stays in the log).
  */
 export class PluginFailure {
   constructor(
@@ -50,6 +57,8 @@ export class PluginFailure {
     readonly code: string = ErrorCodes.PLUGIN_FAILED,
     readonly version = "",
     readonly limit: string | null = null,
+    readonly requestId = "",
+    readonly detail: string | null = null,
   ) {}
 }
 
@@ -64,6 +73,11 @@ export interface InstanceEvents {
    * version.
    */
   fatal(instance: PluginInstance, reason: string, kind: FatalKind): void;
+  /**
+   * The first metric write of each kind the entry's budget dropped (the rest are only counted):
+   * for the log. `limit` names the limit that was hit, if one was.
+   */
+  metricDropped?(instance: PluginInstance, hook: string, reason: DropReason, message: string, limit: string | null): void;
 }
 
 /**
@@ -90,6 +104,8 @@ export class PluginInstance {
   private sandbox: SandboxIsolate | null;
   private rebuilding: Promise<void> | null = null;
   private consecutiveFailures = 0;
+  /** consecutiveFailures before the last success reset it (see refuse). */
+  private failuresBeforeSuccess = 0;
   /** While degraded: skipped until this time (performance.now()). */
   private degradedUntil = 0;
   private cooldownMs = DEGRADED_COOLDOWN_MS;
@@ -128,6 +144,8 @@ export class PluginInstance {
   timing: HookTimer | null = null;
   /** Logs a plugin asked for in onLog reach the host log through this. */
   onLogOutput: (instance: PluginInstance, logs: unknown) => void = () => undefined;
+  /** The entry's share of ctx.metrics; the host hands the entry's own (kept across hot reloads). */
+  metricBudget: MetricBudget;
 
   private constructor(
     readonly compiled: CompiledPlugin,
@@ -141,6 +159,7 @@ export class PluginInstance {
     private readonly wasm: boolean,
   ) {
     this.sandbox = sandbox;
+    this.metricBudget = new MetricBudget(manifest.name, "", limits.maxMetricSeries ?? DEFAULT_MAX_METRIC_SERIES);
     this.hasRequest = manifest.hooks.includes("onRequest");
     this.hasResponse = manifest.hooks.includes("onResponse");
     this.hasLog = manifest.hooks.includes("onLog");
@@ -149,7 +168,7 @@ export class PluginInstance {
       timeoutMs: limits.timeoutMs,
       asyncTimeoutMs: limits.asyncTimeoutMs,
       capability: (name, args) => this.hostCall(name, args),
-      extras: (_hook, json) => this.extras(json),
+      extras: (hook, json) => this.logResult(json, hook),
       wasmBytes: (bytes) => this.checkWasm(bytes),
       replace: () => this.rebuild(),
       stuck: (sandbox, ended) => this.stuck(sandbox, ended),
@@ -238,7 +257,7 @@ export class PluginInstance {
       if (this.disposing) { this.logDropped++; return; }
       this.calls++;
       const r = this.outcome("onLog", o, undefined);
-      if (typeof r === "string" && r !== "") this.logResult(r);
+      if (typeof r === "string" && r !== "") this.logResult(r, "onLog");
       if (this.disposeWhenDrained && this.calls_.pending === 0) this.disposeNow();
     }, true);
   }
@@ -251,8 +270,8 @@ export class PluginInstance {
       this.skipped++;
       return new PluginFailure(this.manifest.name, hook, this.skipReason() ?? "skipped", this.quarantined !== null ? ErrorCodes.PLUGIN_QUARANTINED : ErrorCodes.PLUGIN_DEGRADED, this.manifest.version);
     }
-    if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result), ...this.codeOf(o.result));
-    return this.check(hook, o.result);
+    if (typeof o.result !== "string") return this.fail(hook, this.describe(o.result), ...this.codeOf(o.result), sink?.requestId);
+    return this.check(hook, o.result, sink?.requestId);
   }
 
   /** The stable code and the limit of a fault. */
@@ -283,32 +302,30 @@ export class PluginInstance {
   }
 
   /**
-   * Metric updates a hook made come back with its result; applied here. A bad one (wrong type,
-   * too many series) is recorded as an error of the plugin.
+   * Metric updates a hook made come back with its result; applied here, within the entry's
+   * budget. A write that is dropped (a bad name or label, a name that is taken, past
+   * limits.maxMetricSeries) is counted; the first of each kind is recorded as an error of the
+   * plugin and logged. The request goes on: a metric is never worth a 500.
    */
-  applyMetrics(ops: unknown): void {
+  applyMetrics(ops: unknown, hook: string): void {
     if (!Array.isArray(ops)) return;
-    for (const op of ops as unknown[][]) {
-      try {
-        if (op[0] === 0) incrementMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
-        else observeMetric(this.name, String(op[1]), Number(op[2]), (op[3] ?? undefined) as Record<string, unknown> | undefined);
-      } catch (err) {
-        this.recordError("metrics", String((err as Error).message));
-      }
+    const budget = this.metricBudget;
+    for (const op of ops as unknown[]) {
+      const o = Array.isArray(op) ? op : [];
+      const d = writeMetric(budget, o[0] === 0 ? 0 : 1, String(o[1]), typeof o[2] === "number" ? o[2] : Number.NaN, o[3] ?? undefined);
+      if (d === null || budget.dropped[d.reason] !== 1) continue;
+      this.recordError(hook, d.message, ErrorCodes.PLUGIN_METRIC_DROPPED);
+      this.events.metricDropped?.(this, hook, d.reason, d.message, d.reason === "limit" ? `limits.maxMetricSeries=${budget.limit}` : null);
     }
   }
 
-  private logResult(r: string): void {
-    try {
-      const out = JSON.parse(r) as { l?: unknown; m?: unknown };
-      if (out.m !== undefined) this.applyMetrics(out.m);
-      if (out.l !== undefined) this.onLogOutput(this, out.l);
-    } catch { /* a malformed onLog result changes nothing */ }
-  }
-
-  /** Logs and metrics written after a hook finished. */
-  private extras(json: string): void {
-    this.logResult(json);
+  /** Logs and metrics of an onLog call, or written after a hook finished (`z` records). */
+  private logResult(r: string, hook: string): void {
+    let out: { l?: unknown; m?: unknown };
+    try { out = JSON.parse(r) as { l?: unknown; m?: unknown }; } catch { return; /* a malformed result changes nothing */ }
+    if (typeof out !== "object" || out === null) return;
+    if (out.m !== undefined) this.applyMetrics(out.m, hook);
+    if (out.l !== undefined) this.onLogOutput(this, out.l);
   }
 
   private checkWasm(bytes: number): void {
@@ -321,11 +338,11 @@ export class PluginInstance {
     }
   }
 
-  private check(hook: string, r: string): string | PluginFailure {
+  private check(hook: string, r: string, requestId: string | undefined): string | PluginFailure {
     if (r.length > 1 && r.startsWith('{"e":')) {
       let message = "the plugin failed";
       try { message = (JSON.parse(r) as { e: string }).e; } catch { /* keep the generic message */ }
-      return this.fail(hook, message);
+      return this.fail(hook, message, ErrorCodes.PLUGIN_FAILED, null, requestId);
     }
     this.succeeded();
     return r;
@@ -333,6 +350,7 @@ export class PluginInstance {
 
   private succeeded(): void {
     if (this.consecutiveFailures >= DEGRADED_AFTER) this.cooldownMs = DEGRADED_COOLDOWN_MS;
+    this.failuresBeforeSuccess = this.consecutiveFailures;
     this.consecutiveFailures = 0;
     this.probing = false;
   }
@@ -342,7 +360,19 @@ export class PluginInstance {
     if (this.errors.length > MAX_ERRORS_KEPT) this.errors.shift();
   }
 
-  private fail(hook: string, message: string, code: string = ErrorCodes.PLUGIN_FAILED, limit: string | null = null): PluginFailure {
+  /**
+   * Weir refused what a call handed back (`detail` says what, e.g. `set request header "x-a" to a
+   * value with a control character (0x01)`): the plugin's failure like a throw, counted, logged
+   * and shown in /plugins.
+   */
+  refuse(hook: string, detail: string, code: string, requestId: string): PluginFailure {
+    // The call counted as a success when it returned; refused, it was not one: a plugin that
+    // keeps handing back bad headers is degraded like one that keeps throwing.
+    this.consecutiveFailures = Math.max(this.consecutiveFailures, this.failuresBeforeSuccess);
+    return this.fail(hook, `plugin "${this.manifest.name}" ${detail}`, code, null, requestId, detail);
+  }
+
+  private fail(hook: string, message: string, code: string = ErrorCodes.PLUGIN_FAILED, limit: string | null = null, requestId = "", detail: string | null = null): PluginFailure {
     this.failures++;
     this.consecutiveFailures++;
     if (this.consecutiveFailures >= DEGRADED_AFTER) {
@@ -352,7 +382,7 @@ export class PluginInstance {
       this.degradedUntil = performance.now() + this.cooldownMs;
     }
     this.recordError(hook, message, code);
-    const failure = new PluginFailure(this.manifest.name, hook, message, code, this.manifest.version, limit);
+    const failure = new PluginFailure(this.manifest.name, hook, message, code, this.manifest.version, limit, requestId, detail);
     this.events.failed(this, failure);
     return failure;
   }

@@ -1,5 +1,6 @@
 /**
- * The only module that touches isolated-vm: one V8 isolate running one plugin instance.
+ * The only module that uses isolated-vm (isolated-vm-line.ts picks the build for this Node): one V8
+ * isolate running one plugin instance.
  * Keeping it behind this small surface (create, exchange, watch, dispose) is what would let us
  * move to another sandbox without touching the rest.
  *
@@ -10,7 +11,8 @@
  * collection near the memory limit — the whole proxy waits with it.) Only strings cross, in both
  * directions (sandbox-main.ts has the wire format); the isolate holds no reference to the host.
  */
-import ivm from "isolated-vm";
+import type IsolatedVm from "isolated-vm";
+import { isolatedVm } from "./isolated-vm-line.js";
 import { sandboxGuards } from "./sandbox-guards.js";
 import { sandboxSource } from "./sandbox-main.js";
 
@@ -35,7 +37,7 @@ export const DEFAULT_LOAD_TIMEOUT_MS = 2000;
 
 const guardsSource = sandboxGuards.toString();
 
-type ExchangeRef = ivm.Reference<(inbox: string) => string>;
+type ExchangeRef = IsolatedVm.Reference<(inbox: string) => string>;
 
 export class SandboxIsolate {
   private catastrophic = false;
@@ -45,12 +47,12 @@ export class SandboxIsolate {
   private heapReadAt = 0;
 
   private constructor(
-    private readonly isolate: ivm.Isolate,
+    private readonly isolate: IsolatedVm.Isolate,
     private readonly exchangeRef: ExchangeRef,
-    private readonly settledRef: ivm.Reference<(inbox: string) => Promise<string>>,
-    private readonly salvageRef: ivm.Reference<() => string>,
-    private readonly watchRef: ivm.Reference<() => Promise<string>>,
-    private readonly configureRef: ivm.Reference<(config: string, granted: string) => void>,
+    private readonly settledRef: IsolatedVm.Reference<(inbox: string) => Promise<string>>,
+    private readonly salvageRef: IsolatedVm.Reference<() => string>,
+    private readonly watchRef: IsolatedVm.Reference<() => Promise<string>>,
+    private readonly configureRef: IsolatedVm.Reference<(config: string, granted: string) => void>,
     /** The manifest JSON the plugin's definition produced. */
     readonly manifestJson: string,
   ) {}
@@ -58,6 +60,7 @@ export class SandboxIsolate {
   static async create(o: SandboxOptions): Promise<SandboxIsolate> {
     let self: SandboxIsolate | null = null;
     let lost: string | null = null;
+    const ivm = isolatedVm();
     const isolate = new ivm.Isolate({
       memoryLimit: o.memoryMb,
       onCatastrophicError: (message: string) => {
@@ -72,7 +75,7 @@ export class SandboxIsolate {
       await context.eval(sandboxSource(guardsSource, { memoryBytes: o.memoryMb * 1048576, wasm: o.wasm === true }), { timeout });
       // Take the bootstrap's entry points, then remove them from the global before any plugin code
       // runs: a plugin must not be able to call exchange/configure on itself.
-      const ref = async <T>(name: string) => (await context.eval(`__weir.${name}`, { reference: true })) as ivm.Reference<T>;
+      const ref = async <T>(name: string) => (await context.eval(`__weir.${name}`, { reference: true })) as IsolatedVm.Reference<T>;
       const manifestRef = await ref<() => string>("manifest");
       const configureRef = await ref<(config: string, granted: string) => void>("configure");
       const exchangeRef = await ref<(inbox: string) => string>("exchange");

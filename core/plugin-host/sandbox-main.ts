@@ -257,9 +257,12 @@ export function sandboxMain(g: Record<string, unknown>, guards: { wasmBytes(): n
       if (this.phase !== "onRequest" && this.phase !== "onResponse") throw new ErrorCtor(`ctx.respond cannot be used in ${this.phase}; it is available in onRequest and onResponse`);
       const h: string[] = [];
       if (headers) { const names = objectKeys(headers); for (let i = 0; i < names.length; i++) push(h, StringCtor(names[i]), StringCtor(headers[names[i]!])); }
-      const b = body === undefined ? "" : typeof body === "string" ? body : stringify(body);
-      if (b !== undefined && typeof b !== "string") throw new ErrorCtor(`ctx.respond: the body (${typeof body}) cannot be sent; give a string or a JSON-serialisable value`);
-      this.outRespond = { s: NumberCtor(s), b: b ?? "", h, j: body !== undefined && typeof body !== "string" };
+      let b: string | undefined;
+      // A BigInt or a cycle makes stringify throw, a function or a symbol gives undefined: either
+      // way the plugin hears which argument was wrong.
+      try { b = body === undefined ? "" : typeof body === "string" ? body : stringify(body); } catch { b = undefined; }
+      if (typeof b !== "string") throw new ErrorCtor(`ctx.respond: the body (${typeof body}) cannot be sent; give a string or a JSON-serialisable value`);
+      this.outRespond = { s: NumberCtor(s), b, h, j: body !== undefined && typeof body !== "string" };
     }
     get config(): unknown { return config; }
     get vars(): Record<string, unknown> { return (this.varsValue ??= this.f[9] ? parse(this.f[9]) : {}); }

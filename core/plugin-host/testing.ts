@@ -17,6 +17,10 @@ import { createHostCall, type Granted } from "./capabilities.js";
 import { compilePlugin } from "./compile-plugin.js";
 import { PluginFailure, PluginInstance, type PluginManifest } from "./plugin-instance.js";
 import { PLUGIN_DEFAULTS } from "./plugin-host.js";
+import { resultFault } from "./result-rules.js";
+
+/** limits.maxHeaderBytes' default, which bounds the headers a hook may set (with PLUGIN_HEADER_BYTES). */
+const DEFAULT_MAX_HEADER_BYTES = 16384;
 
 export interface TestRequest {
   method?: string;
@@ -57,7 +61,7 @@ export interface LoadOptions {
   config?: Record<string, unknown>;
   /** What the route entry grants; default: everything the plugin declares. */
   permissions?: Granted;
-  limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number };
+  limits?: { memoryMb?: number; timeoutMs?: number; asyncTimeoutMs?: number; loadTimeoutMs?: number; maxMetricSeries?: number };
 }
 
 export interface TestPlugin {
@@ -116,7 +120,11 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
     if (r instanceof PluginFailure) { result.error = r.message; return result; }
     if (r === "") return result;
     const out = JSON.parse(r) as { h?: string[]; p?: string; s?: number; r?: { s: number; b: string; h: string[]; j: boolean }; v?: string; c?: string | null; l?: string[][]; ro?: string[][]; m?: unknown };
-    if (out.m !== undefined) instance.applyMetrics(out.m);
+    if (out.m !== undefined) instance.applyMetrics(out.m, phase);
+    if (out.l) result.logs = out.l.map(([level, message, fields]) => ({ level: level!, message: message!, fields: fields ? JSON.parse(fields) : undefined }));
+    // What Weir would refuse (a bad header, status or path) is the error Weir would give.
+    const fault = resultFault(out, phase, DEFAULT_MAX_HEADER_BYTES);
+    if (fault !== null) { result.error = instance.refuse(phase, fault.detail, fault.code, input.requestId ?? "test-request").message; return result; }
     if (out.ro) {
       // Response headers set in onRequest: what the response will get.
       for (const [op, name, value] of out.ro) {
@@ -130,7 +138,6 @@ export async function loadPlugin(file: string | URL, options: LoadOptions = {}):
     if (out.s !== undefined) result.response.status = out.s;
     if (out.v !== undefined) result.vars = JSON.parse(out.v) as Record<string, unknown>;
     if (out.c !== undefined) result.consumer = out.c;
-    if (out.l) result.logs = out.l.map(([level, message, fields]) => ({ level: level!, message: message!, fields: fields ? JSON.parse(fields) : undefined }));
     if (out.r) {
       let json: unknown;
       try { json = out.r.j ? JSON.parse(out.r.b) : undefined; } catch { json = undefined; }

@@ -12,13 +12,18 @@
  * Everything else is handed to node:http, which then owns the connection for good: a request
  * split over reads (slow clients and the headers and request timeouts, bodies larger than one
  * read), chunked bodies, Expect: 100-continue, upgrades (WebSocket, h2c), CONNECT, HTTP/1.0,
- * pipelined requests in one read, more than 32 header fields, anything llhttp refuses (400/431
- * as node:http answers them). The hand-off puts the read bytes back on the socket (`unshift`) and calls
+ * pipelined requests in one read, anything llhttp refuses (400/431 as node:http answers them). The hand-off puts the read bytes back on the socket (`unshift`) and calls
  * node:http's own connection listener, so node:http sees the connection as if it were new. It
  * happens only between responses: bytes that arrive while a lean response is in flight are held
  * (the socket paused) until it ends.
  *
  * With TLS the same happens on the decrypted stream (node:https's 'secureConnection').
+ *
+ * Nothing a client sends may throw out of here: an exception escaping a socket's 'data' handler
+ * ends the process, and every other connection with it. A parser callback that throws (a bug,
+ * or a shape of the binding we did not expect) is answered 400 with `Connection: close` on that
+ * connection alone; a lifecycle handler that throws is answered 500. Once an answer closes the
+ * connection, nothing read after it is parsed: pipelined bytes behind a refusal are dropped.
  *
  * The keep-alive timeout of lean connections is kept by a sweep once a second (node:http arms a
  * timer per response); `closeIdle`/`closeAll` serve graceful shutdown as node:http's
@@ -28,6 +33,9 @@ import type { Server } from "node:http";
 import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 import type { ClientResponse, InboundRequest } from "../lifecycle/client-messages.js";
+import { ErrorCodes } from "../errors.js";
+import { replyError } from "../lifecycle/local-reply.js";
+import { newRequestId } from "../lifecycle/request-id.js";
 import { LeanRequest, LeanResponse, type ResponseSink } from "./lean-response.js";
 
 interface Parser {
@@ -75,6 +83,8 @@ export class LeanFront {
   served = 0;
   /** Connections given to node:http. */
   handedOff = 0;
+  /** Told of exceptions caught at this boundary (they are Weir's bugs, so they are logged). */
+  onInternalError: (err: unknown, where: string) => void = () => undefined;
   /** What a keep-alive response says of the connection (node:http's wording). */
   keepAliveHeader = "";
 
@@ -168,11 +178,23 @@ export class LeanConnection implements ResponseSink {
   /** No request came yet. */
   fresh = true;
 
+  /** An answer closed the connection: whatever the client sends now is dropped, never parsed. */
+  private closing = false;
+
   // What the parser saw in the current read.
   private messages = 0;
   private method = -1;
   private url = "";
   private headers: string[] | null = null;
+  /**
+   * Header fields (and the target) the binding handed over before the head ended: it flushes
+   * them through kOnHeaders in groups of 32 and then calls kOnHeadersComplete without them, and
+   * once it has flushed on a connection it keeps doing so for every later message (node:http's
+   * parserOnHeaders collects them the same way). Trailers come the same way, after a chunked
+   * body; those belong to no head and are dropped at the message's end.
+   */
+  private flushed: string[] = [];
+  private flushedUrl = "";
   /** The request's Content-Length (0 without one), or -1 when the request is not for us. */
   private bodyLength = -1;
   private keepAlive = true;
@@ -183,7 +205,7 @@ export class LeanConnection implements ResponseSink {
   ) {
     const p = new HTTPParser();
     p.initialize(HTTPParser.REQUEST, {}, front.settings.maxHeaderBytes, 0);
-    p[HTTPParser.kOnHeaders] = this.onHeadersOverflow;
+    p[HTTPParser.kOnHeaders] = this.onHeaders;
     p[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
     p[HTTPParser.kOnBody] = ignoreBody; // read from the chunk itself (see read)
     p[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
@@ -204,6 +226,7 @@ export class LeanConnection implements ResponseSink {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    if (this.closing) return;
     if (this.active !== null) {
       this.held = this.held === null ? chunk : Buffer.concat([this.held, chunk]);
       this.socket.pause();
@@ -219,7 +242,12 @@ export class LeanConnection implements ResponseSink {
     if (bodyAt === 3 || bodyAt > this.front.settings.maxHeaderBytes) return this.handOff(chunk);
     this.messages = 0;
     this.bodyLength = -1;
-    const parsed = this.parser.execute(chunk);
+    let parsed: number | Error;
+    try {
+      parsed = this.parser.execute(chunk);
+    } catch (err) {
+      return this.refuse(err);
+    }
     // One message that used every byte, and whose Content-Length (0 without one) is exactly what
     // followed the head: trailing bytes could otherwise be a second request's beginning.
     if (parsed !== chunk.length || this.messages !== 1 || this.bodyLength !== chunk.length - bodyAt) return this.handOff(chunk);
@@ -230,13 +258,42 @@ export class LeanConnection implements ResponseSink {
     if (!this.keepAlive) res.shouldKeepAlive = false; // Connection: close
     this.active = res;
     this.front.served++;
-    this.front.handler(req, res);
+    try {
+      this.front.handler(req, res);
+    } catch (err) {
+      this.front.onInternalError(err, "lean listener: request handler");
+      if (!res.headersSent && !res.destroyed) {
+        try {
+          replyError(res, 500, ErrorCodes.INTERNAL, "Weir failed while handling the request", newRequestId(), true);
+          return;
+        } catch { /* fall through to the cut */ }
+      }
+      this.socket.destroy();
+    }
+  }
+
+  /**
+   * A parser callback threw: the parser's state is lost, so is the framing of whatever follows.
+   * The client gets 400 and the connection closes, through the listener's 'clientError' handler
+   * (Weir's JSON answer, counted like node:http's parse errors); nothing more is read.
+   */
+  private refuse(err: unknown): void {
+    this.front.onInternalError(err, "lean listener: HTTP parser callback");
+    this.closing = true;
+    this.held = null;
+    this.front.forget(this);
+    const error = Object.assign(new Error(`the request could not be parsed (${(err as Error)?.message ?? String(err)})`), { code: "HPE_PARSER_CALLBACK" });
+    this.front.server.emit("clientError", error, this.socket);
   }
 
   responseEnded(keepAlive: boolean): void {
     this.active = null;
     this.idleSweeps = 0;
     if (!keepAlive) {
+      // Bytes held or still to come were sent after a request whose answer ends the exchange
+      // (a refusal whose framing cannot be trusted, Connection: close): they are never read.
+      this.closing = true;
+      this.held = null;
       this.socket.destroySoon();
       return;
     }
@@ -261,12 +318,20 @@ export class LeanConnection implements ResponseSink {
     this.front.handOff(this, s);
   }
 
-  private readonly onHeadersOverflow = (): void => {
-    // More than 32 header fields come in several calls: node:http's business.
-    this.messages = 2;
+  private readonly onHeaders = (headers: string[], url: string): void => {
+    for (let i = 0; i < headers.length; i++) this.flushed.push(headers[i]!);
+    this.flushedUrl += url;
   };
 
-  private readonly onHeadersComplete = (major: number, minor: number, headers: string[], method: number, url: string, _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean): void => {
+  private readonly onHeadersComplete = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean): void => {
+    if (headers === undefined) {
+      headers = this.flushed;
+      this.flushed = [];
+    }
+    if (url === undefined) {
+      url = this.flushedUrl;
+      this.flushedUrl = "";
+    }
     this.method = method;
     this.url = url;
     this.headers = headers;
@@ -276,10 +341,17 @@ export class LeanConnection implements ResponseSink {
 
   private readonly onMessageComplete = (): void => {
     this.messages++;
+    if (this.flushed.length) this.flushed = []; // trailers
+    this.flushedUrl = "";
   };
 
   private readonly onDrain = (): void => {
-    this.active?.socketDrained();
+    try {
+      this.active?.socketDrained();
+    } catch (err) {
+      this.front.onInternalError(err, "lean listener: drain");
+      this.socket.destroy();
+    }
   };
 
   private readonly onError = (): void => {
@@ -302,7 +374,11 @@ export class LeanConnection implements ResponseSink {
     this.parser.free();
     const res = this.active;
     this.active = null;
-    res?.socketClosed();
+    try {
+      res?.socketClosed();
+    } catch (err) {
+      this.front.onInternalError(err, "lean listener: close");
+    }
   };
 }
 

@@ -2,7 +2,9 @@
  * The listeners: one node:http (or https) server per `listen` entry, wired to the lifecycle.
  * Every listener serves simple requests on the lean fast path (lean-front.ts) and hands
  * everything else to node:http (node:https with TLS), which parses it; we decide what every
- * malformed or slow request gets (CONTRACT §3), always as JSON with a request id.
+ * malformed or slow request gets, always as JSON with a request id. Every handler node:http
+ * calls goes through a ConnectionGuard (connection-guard.ts): one request at a time per
+ * connection, nothing handled after an answer that closes it, and no exception let out.
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -16,6 +18,7 @@ import { createRequestHandler, expectContinue, type LifecycleHost } from "../lif
 import { replyErrorRaw } from "../lifecycle/local-reply.js";
 import { newRequestId } from "../lifecycle/request-id.js";
 import { createUpgradeHandler } from "../upstream/websocket.js";
+import { ConnectionGuard } from "./connection-guard.js";
 import { LeanFront, leanListenerSupported, type LeanSettings } from "./lean-front.js";
 
 export interface Listener {
@@ -39,25 +42,34 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
   const server: Server = tls
     ? (createHttpsServer({ ...options, cert: readFileSync(spec.tls!.cert), key: readFileSync(spec.tls!.key) }) as unknown as Server)
     : createHttpServer(options);
+  // node:http keeps only the first 1,000 or so header fields by default and drops the rest
+  // silently, while its parser still frames the message by all of them: Weir would check and
+  // forward other headers than the message has. maxHeaderBytes bounds them instead.
+  server.maxHeadersCount = 0;
   const handleRequest = createRequestHandler(host, tls);
-  server.on("request", handleRequest);
+  const internalError = (err: unknown, where: string) => host.internalError?.(err, where);
+  const guard = new ConnectionGuard(internalError);
+  server.on("request", guard.requests(handleRequest));
   // Expect: 100-continue (RFC 9110 §10.1.1): node:http would say "100 Continue" to everything, so a
   // client would upload a body we then refuse (404, 413, a plugin's 401). We say it only when the
   // request is about to go upstream (handle-request.ts forward).
-  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+  server.on("checkContinue", guard.requests((req: IncomingMessage, res: ServerResponse) => {
     expectContinue(req);
     handleRequest(req, res);
-  });
-  server.on("upgrade", createUpgradeHandler(host, tls, handleRequest));
-  server.on("connect", (_req, socket: Duplex) => {
+  }));
+  server.on("upgrade", guard.takeovers(createUpgradeHandler(host, tls, handleRequest)));
+  server.on("connect", guard.takeovers((_req: IncomingMessage, socket: Duplex) => {
     replyErrorRaw(socket, 405, ErrorCodes.METHOD_NOT_ALLOWED, "CONNECT is not allowed", newRequestId());
-  });
-  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+  }));
+  server.on("clientError", guard.clientErrors((err: NodeJS.ErrnoException, socket: Duplex) => {
     const answered = onClientError(err, socket);
     if (answered) host.unparsedAnswered?.(unmapIPv4((socket as { remoteAddress?: string }).remoteAddress ?? ""), answered.status, answered.requestId, answered.message);
-  });
-  const lean = process.env.WEIR_LEAN_LISTENER === "0" || !leanListenerSupported() ? null
-    : new LeanFront(server, handleRequest, leanSettings(limits), tls);
+  }));
+  let lean: LeanFront | null = null;
+  if (process.env.WEIR_LEAN_LISTENER !== "0" && leanListenerSupported()) {
+    lean = new LeanFront(server, handleRequest, leanSettings(limits), tls);
+    lean.onInternalError = internalError;
+  }
   return { server, lean };
 }
 

@@ -12,7 +12,8 @@ import { resolve } from "node:path";
 import { checkConfig, compileGeneration } from "../config/compile.js";
 import { PluginHost, type QuarantineEntry } from "../plugin-host/plugin-host.js";
 import type { KeyValueStore } from "../store/key-value-store.js";
-import { MemoryStore } from "../store/memory-store.js";
+import { MemoryStore, type StoreStats } from "../store/memory-store.js";
+import { STORE_DEFAULTS, storeBounds, type StoreBounds } from "../store/bounded-map.js";
 import { RedisStore } from "../store/redis-store.js";
 import { IpcStore } from "../cluster/ipc-store.js";
 import type { Generation } from "../config/generation.js";
@@ -84,6 +85,7 @@ export class WeirRuntime implements LifecycleHost {
   private idleWaiters: (() => void)[] = [];
   store: KeyValueStore;
   private storeUrl: string | undefined;
+  private storeBounds: StoreBounds = STORE_DEFAULTS;
   private readonly clusterWorker: boolean;
   /** The primary's listen URLs when it owns the sockets, else null (this process listens). */
   private readonly primaryListen: string[] | null;
@@ -118,7 +120,7 @@ export class WeirRuntime implements LifecycleHost {
     this.plugins.onPluginLog = (name, lines) => this.writePluginLog(name, "", lines);
     this.plugins.onFailure = (name, f) => {
       this.metrics.plugins.failed(name, f.hook);
-      this.log.warn({ plugin: name, version: f.version, hook: f.hook, code: f.code, ...(f.limit !== null ? { limit: f.limit } : {}), error: f.message }, "plugin failed");
+      this.log.warn({ plugin: name, version: f.version, hook: f.hook, code: f.code, ...(f.limit !== null ? { limit: f.limit } : {}), ...(f.requestId !== "" ? { requestId: f.requestId } : {}), error: f.message }, "plugin failed");
     };
   }
 
@@ -241,12 +243,13 @@ export class WeirRuntime implements LifecycleHost {
    * admit one limit, not N.
    */
   private localStore(): KeyValueStore {
-    return this.clusterWorker ? new IpcStore() : new MemoryStore();
+    return this.clusterWorker ? new IpcStore() : new MemoryStore(this.storeBounds);
   }
 
   /** The store behind ctx.store and rate limits: Redis when configured, else localStore(). */
   private ensureStore(config: WeirConfig): void {
     const url = config.store?.redis;
+    this.storeBounds = storeBounds(config.store);
     if (url && (this.store.kind !== "redis" || this.storeUrl !== url)) {
       const old = this.store;
       this.store = new RedisStore(url, { onError: (err) => this.log.warn({ err: err.message }, "redis store unavailable") });
@@ -258,6 +261,12 @@ export class WeirRuntime implements LifecycleHost {
       this.storeUrl = undefined;
       void old.close();
     }
+    if (this.store instanceof MemoryStore) this.store.setBounds(this.storeBounds);
+  }
+
+  /** The in-process store's figures, when this process holds it (not with Redis, nor in a worker). */
+  storeStats(): StoreStats | null {
+    return this.store instanceof MemoryStore ? this.store.stats() : null;
   }
 
   private writePluginLog(plugin: string, requestId: string, lines: unknown): void {
@@ -284,6 +293,10 @@ export class WeirRuntime implements LifecycleHost {
   unparsedAnswered(peer: string, status: number, requestId: string, message: string): void {
     this.metrics.requests.count(NO_ROUTE, status);
     this.access?.unparsed(peer, requestId, status, message);
+  }
+
+  internalError(err: unknown, where: string): void {
+    this.log.error({ code: ErrorCodes.INTERNAL, where, err }, "an exception was caught at the listener; the connection was answered and closed, the process keeps serving");
   }
 
   requestFinished(gen: Generation, pr: ProxyRequest | null, status: number, error: unknown, refused?: { req: InboundRequest; rejection: Rejection }): void {
@@ -321,6 +334,11 @@ export class WeirRuntime implements LifecycleHost {
   /** For the metrics. */
   pluginSlots() {
     return this.plugins.all();
+  }
+
+  /** The ctx.metrics budgets of the live plugin entries. */
+  metricBudgets() {
+    return [...new Set(this.plugins.all().map((s) => s.current.metricBudget))];
   }
 
   inflightRequests(): number {

@@ -17,6 +17,7 @@
  * the clock).
  */
 import type { RateLimitResult } from "../../sdk/index.js";
+import { BoundedMap, STORE_DEFAULTS } from "./bounded-map.js";
 
 /** What the limiter decided: the SDK's RateLimitResult, which is what the plugin receives. */
 export type RateLimitDecision = RateLimitResult;
@@ -37,19 +38,26 @@ export function gcraStep(stored: number, now: number, limit: number, windowMs: n
   return { decision: { allowed: true, limit, remaining: remaining < 0 ? 0 : remaining, resetMs: next - now, retryAfterMs: 0 }, tat: next };
 }
 
-/** In-process GCRA: a Map of key -> TAT, swept of keys whose quota is whole again. */
+/**
+ * In-process GCRA: key -> TAT in a BoundedMap (the in-process store's own, when MemoryStore makes
+ * it, so rate-limit keys count against the store's bounds). A TAT in the past means a full quota,
+ * so it is the entry's expiry time: swept, or evicted first when the map is full.
+ */
 export class LocalGcra {
-  private readonly tats = new Map<string, number>();
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly sweeper: NodeJS.Timeout | null;
+  private readonly tats: BoundedMap;
 
-  constructor(sweepEveryMs = 10_000, private readonly clock: () => number = Date.now) {
-    this.sweeper = setInterval(() => this.sweep(), sweepEveryMs).unref();
+  /** `tats`: the map to keep TATs in (then it is the owner's to sweep); else one of its own. */
+  constructor(sweepEveryMs = 10_000, private readonly clock: () => number = Date.now, tats?: BoundedMap) {
+    this.tats = tats ?? new BoundedMap(STORE_DEFAULTS, clock);
+    this.sweeper = tats === undefined ? setInterval(() => this.sweep(), sweepEveryMs).unref() : null;
   }
 
   take(key: string, limit: number, windowMs: number): RateLimitDecision {
     const now = this.clock();
-    const { decision, tat } = gcraStep(this.tats.get(key) ?? 0, now, limit, windowMs);
-    if (tat !== null) this.tats.set(key, tat);
+    const stored = this.tats.get(key, now);
+    const { decision, tat } = gcraStep(stored === undefined ? 0 : Number(stored.value), now, limit, windowMs);
+    if (tat !== null) this.tats.set(key, String(tat), tat);
     return decision;
   }
 
@@ -57,12 +65,11 @@ export class LocalGcra {
 
   /** A TAT in the past means a full quota: the key can go. */
   sweep(): void {
-    const now = this.clock();
-    for (const [k, tat] of this.tats) if (tat <= now) this.tats.delete(k);
+    this.tats.sweep(this.clock());
   }
 
   close(): void {
-    clearInterval(this.sweeper);
+    if (this.sweeper !== null) clearInterval(this.sweeper);
     this.tats.clear();
   }
 }

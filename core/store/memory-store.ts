@@ -1,31 +1,43 @@
-/** The in-process KeyValueStore: a Map with expiry times, swept lazily and every few seconds. */
+/**
+ * The in-process KeyValueStore: one BoundedMap for `ctx.store` values and `ctx.rateLimit` counts
+ * alike, bounded by `store.maxEntries` and `store.maxBytes` (least recently used evicted first,
+ * counted), with expiry times checked on read and swept every few seconds.
+ */
 import type { KeyValueStore } from "./key-value-store.js";
 import { LocalGcra, type RateLimitDecision } from "./gcra.js";
+import { BoundedMap, STORE_DEFAULTS, type StoreBounds } from "./bounded-map.js";
 
-interface Item { value: string; expiresAt: number }
+/** What the metrics show of an in-process store. */
+export interface StoreStats { entries: number; bytes: number; evictions: number; maxEntries: number; maxBytes: number }
 
 export class MemoryStore implements KeyValueStore {
   readonly kind = "memory" as const;
-  private readonly items = new Map<string, Item>();
+  private readonly items: BoundedMap;
   private readonly sweeper: NodeJS.Timeout;
-  private readonly gcra = new LocalGcra();
+  private readonly gcra: LocalGcra;
 
-  constructor(sweepEveryMs = 5000) {
-    this.sweeper = setInterval(() => this.sweep(), sweepEveryMs).unref();
+  constructor(bounds: StoreBounds = STORE_DEFAULTS, sweepEveryMs = 5000, private readonly clock: () => number = Date.now) {
+    this.items = new BoundedMap(bounds, clock);
+    this.gcra = new LocalGcra(sweepEveryMs, clock, this.items);
+    this.sweeper = setInterval(() => this.items.sweep(), sweepEveryMs).unref();
   }
 
-  private live(key: string, now = Date.now()): Item | undefined {
-    const item = this.items.get(key);
-    if (item && item.expiresAt !== 0 && item.expiresAt <= now) { this.items.delete(key); return undefined; }
-    return item;
+  /** New bounds (a reload): what is over them is evicted at once. */
+  setBounds(bounds: StoreBounds): void {
+    this.items.setBounds(bounds);
+  }
+
+  stats(): StoreStats {
+    const { maxEntries, maxBytes } = this.items.limits;
+    return { entries: this.items.size, bytes: this.items.bytes, evictions: this.items.evictions, maxEntries, maxBytes };
   }
 
   async get(key: string): Promise<string | null> {
-    return this.live(key)?.value ?? null;
+    return this.items.get(key)?.value ?? null;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    this.items.set(key, { value, expiresAt: ttlMs > 0 ? Date.now() + ttlMs : 0 });
+    this.items.set(key, value, ttlMs > 0 ? this.clock() + ttlMs : 0);
   }
 
   async incr(key: string, by: number, ttlMs: number): Promise<number> {
@@ -34,13 +46,13 @@ export class MemoryStore implements KeyValueStore {
 
   /** Synchronous increment, for callers on the request path that must not yield. */
   incrSync(key: string, by: number, ttlMs: number): number {
-    const item = this.live(key);
+    const item = this.items.get(key);
     if (!item) {
-      this.items.set(key, { value: String(by), expiresAt: ttlMs > 0 ? Date.now() + ttlMs : 0 });
+      this.items.set(key, String(by), ttlMs > 0 ? this.clock() + ttlMs : 0);
       return by;
     }
     const n = (Number(item.value) || 0) + by;
-    item.value = String(n);
+    this.items.set(key, String(n), item.expiresAt);
     return n;
   }
 
@@ -53,14 +65,8 @@ export class MemoryStore implements KeyValueStore {
     return this.gcra.take(key, limit, windowMs);
   }
 
-  private sweep(): void {
-    const now = Date.now();
-    for (const [k, item] of this.items) if (item.expiresAt !== 0 && item.expiresAt <= now) this.items.delete(k);
-  }
-
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.items.clear();
-    this.gcra.close();
   }
 }

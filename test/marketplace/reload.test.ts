@@ -117,7 +117,7 @@ Watch("a package replaced by a tampered one, then by a replayed old one: the old
   try {
     const slot = () => w.rt.plugins.all()[0]!;
     assert.is(await serving(w.url), "2.0.0");
-    // Give chokidar a moment to start watching the file.
+    // Give the watcher a moment to start watching the file.
     await new Promise((r) => setTimeout(r, 300));
 
     replaceFile(live, pkgs.tampered!);

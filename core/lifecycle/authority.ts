@@ -10,9 +10,11 @@
  * the next server than by Weir (RFC 9112 §3.2: a Host "with an invalid field value" is 400).
  */
 
-// IP-literal (IPv6, possibly with an embedded IPv4), or a reg-name / IPv4address: unreserved,
-// sub-delims and percent-escapes. IPvFuture ("[v1.x]") is not accepted.
-const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]*)?$/;
+// IP-literal (IPv6, possibly with an embedded IPv4), or a reg-name / IPv4address: unreserved and
+// sub-delims. Not accepted, though RFC 3986 allows them: IPvFuture ("[v1.x]"), and percent-escapes
+// in a name (`ex%61mple.com`), which no DNS name needs and which would match no `match.host`
+// while a server behind could decode them into one (nginx refuses them too).
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(?::[0-9]*)?$/;
 
 /** Whether `text` is a usable `host[:port]`. */
 export function validAuthority(text: string): boolean {
@@ -21,8 +23,8 @@ export function validAuthority(text: string): boolean {
 
 /** Why an authority is refused, for the 400's message. */
 export function authorityProblem(text: string, where: string): string {
-  if (text.includes("@")) return `${where} has userinfo ("user@"), which is not accepted (RFC 9110 §4.2.4)`;
+  if (text.includes("@")) return `${where} has userinfo ("user@"), which is not accepted (RFC 9110 section 4.2.4)`;
   const host = text.startsWith("[") ? text : text.replace(/:[^:]*$/, "");
-  if (host === "") return `${where} has an empty host (RFC 9110 §4.2.1)`;
-  return `${where} is not a valid host[:port] (RFC 9110 §7.2)`;
+  if (host === "") return `${where} has an empty host (RFC 9110 section 4.2.1)`;
+  return `${where} is not a valid host[:port] (RFC 9110 section 7.2)`;
 }

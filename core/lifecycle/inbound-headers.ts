@@ -40,6 +40,21 @@ export interface InboundHeaders {
   problem: string | null;
 }
 
+const FRAMING_SPELLING = "Content-Length or Transfer-Encoding";
+
+/**
+ * `Transfer_Encoding`, `Content_Length`, `Transfer--Encoding`: not framing headers to Weir or
+ * llhttp, but servers behind CGI-style conventions (header names mapped to HTTP_CONTENT_LENGTH,
+ * `-` and `_` alike) read them as the real thing, and would frame the body differently from
+ * Weir (request smuggling; gunicorn CVE-2024-1135). nginx drops names with `_` by default; Weir
+ * refuses these two, whose only use is that confusion.
+ */
+function disguisedFraming(name: string): boolean {
+  if (name.indexOf("_") < 0 && name.indexOf("--") < 0) return false;
+  const folded = name.toLowerCase().replace(/[-_]+/g, "-");
+  return folded === "content-length" || folded === "transfer-encoding";
+}
+
 export function scanInboundHeaders(raw: readonly string[]): InboundHeaders {
   const forward: string[] = [];
   const r: InboundHeaders = {
@@ -53,6 +68,7 @@ export function scanInboundHeaders(raw: readonly string[]): InboundHeaders {
     const kind = KINDS.get(name.length <= 17 ? name.toLowerCase() : "") ?? Kind.Other;
     switch (kind) {
       case Kind.Other:
+        if (name.length >= 14 && disguisedFraming(name)) r.problem = `the header "${name}" looks like ${FRAMING_SPELLING} and could frame the body for the next server: send it spelled exactly`;
         forward.push(name, value);
         break;
       case Kind.Host:

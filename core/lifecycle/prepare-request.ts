@@ -186,12 +186,21 @@ export function prepareRequest(gen: Generation, req: InboundRequest, tls: boolea
   // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request means its framing is faulty (1.0 has
   // no chunked coding); the server "MUST close the connection after responding". nginx says 400.
   if (inbound.chunked && req.httpVersionMinor === 0)
-    return reject(400, ErrorCodes.BAD_REQUEST, "Transfer-Encoding is not allowed in an HTTP/1.0 request (RFC 9112 §6.1): send HTTP/1.1", requestId, true);
+    return reject(400, ErrorCodes.BAD_REQUEST, "Transfer-Encoding is not allowed in an HTTP/1.0 request (RFC 9112 section 6.1): send HTTP/1.1", requestId, true);
   if (inbound.host === undefined && req.httpVersionMinor === 1) return reject(400, ErrorCodes.BAD_REQUEST, "missing Host header", requestId, true);
+  // RFC 9110 §10.1.1: 100-continue is the only expectation there is; another one is 417 (node:http
+  // would answer it itself, without Weir's JSON). Its body may be on its way: close.
+  const expect = req.headers.expect;
+  if (expect !== undefined && expect.trim().toLowerCase() !== "100-continue")
+    return reject(417, ErrorCodes.EXPECTATION_FAILED, `the expectation "${expect}" cannot be met: only "Expect: 100-continue" is supported`, requestId, true);
   if (inbound.host !== undefined && !validAuthority(inbound.host))
     return reject(400, ErrorCodes.BAD_REQUEST, authorityProblem(inbound.host, "the Host header"), requestId, true);
 
   let target = req.url!;
+  // RFC 9112 §3.2: a request-target never carries a fragment. llhttp lets "#" through, but Weir
+  // would match `/admin#x` as its own path while a server behind drops "#x" and serves /admin.
+  if (target.indexOf("#") >= 0)
+    return reject(400, ErrorCodes.BAD_REQUEST, "the request target has a fragment (#), which a request never carries (RFC 9112 section 3.2): send it percent-encoded, as %23", requestId);
   if (target.charCodeAt(0) !== 47) {
     // absolute-form (RFC 9112 §3.2.2): its authority must agree with Host, or two parties could
     // route the same request differently.

@@ -9,9 +9,10 @@
  * request is still being proxied, so the client would be told it failed. Here a connection's
  * requests are handled in turn, as nginx does: the next starts only once the answer before it is
  * written and the connection kept; an answer that closes the connection drops everything read
- * after it, unforwarded; and a parse error behind a request in flight is answered after that
- * request's own answer (the client learns the truth about both), unless it lies inside that
- * request's own body (then that request was never whole, and 400 is the truth about it).
+ * after it, unforwarded; and a parse error behind requests in flight is answered after their
+ * own answers (the client learns the truth about each), unless it lies inside the body of the
+ * request being read (then that request was never whole, and 400 is the truth about it), or an
+ * answer before it closes the connection (then those bytes were never to be read at all).
  *
  * The same holds for what takes a socket over (an upgrade, CONNECT): it waits for the answer in
  * flight, and is dropped after a closing one.
@@ -32,8 +33,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 interface ConnectionState {
   /** The request whose answer is being made, or null. */
   current: IncomingMessage | null;
-  /** Requests read behind it, not started. */
-  queue: (() => void)[];
+  /** Requests read behind it, not started (and takeovers waiting for their turn). */
+  queue: { req: IncomingMessage; start: () => void }[];
   /** An answer closed (or is closing) the connection: nothing more is handled on it. */
   closing: boolean;
   /** A parse error's answer, written once the answer in flight is. */
@@ -60,7 +61,7 @@ export class ConnectionGuard {
       const s = this.stateOf(req.socket);
       if (s.closing) return; // read after an answer that closes the connection: never handled
       if (s.current !== null) {
-        s.queue.push(() => this.start(s, req, res, handler));
+        s.queue.push({ req, start: () => this.start(s, req, res, handler) });
         return;
       }
       this.start(s, req, res, handler);
@@ -96,14 +97,15 @@ export class ConnectionGuard {
       s.refusal = null;
       return;
     }
+    // Requests read before the bad bytes are answered first, in order; the refusal comes last.
+    const next = s.queue.shift();
+    if (next !== undefined) return next.start();
     const refusal = s.refusal;
     if (refusal !== null) {
       s.refusal = null;
       s.closing = true;
-      s.queue.length = 0; // read before the bad bytes, but not started: unanswered and unforwarded
-      return this.safely(refusal, "client error answer", socket);
+      this.safely(refusal, "client error answer", socket);
     }
-    s.queue.shift()?.();
   }
 
   /**
@@ -123,11 +125,16 @@ export class ConnectionGuard {
         s.closing = true;
         return run();
       }
-      if (!s.current.complete) {
-        // The bad bytes are inside the body of the request in flight: it never came whole.
-        s.closing = true;
-        s.queue.length = 0;
-        return run();
+      // The request node:http was reading when it failed is the last one it emitted, if that one
+      // never came whole: the bad bytes are in its body, and it must not be handled.
+      const last = s.queue.length > 0 ? s.queue[s.queue.length - 1]!.req : s.current;
+      if (!last.complete) {
+        if (last === s.current) {
+          s.closing = true;
+          s.queue.length = 0;
+          return run();
+        }
+        s.queue.pop();
       }
       s.refusal = run;
     };
@@ -142,7 +149,7 @@ export class ConnectionGuard {
         this.safely(() => handler(req, socket, ...rest), "upgrade handler", socket);
       };
       if (s.closing) { socket.destroy(); return; }
-      if (s.current !== null) s.queue.push(run);
+      if (s.current !== null) s.queue.push({ req, start: run });
       else run();
     };
   }

@@ -61,6 +61,32 @@ export function leanListenerSupported(): boolean {
     typeof HTTPParser.prototype.execute === "function" && typeof HTTPParser.prototype.initialize === "function";
 }
 
+/**
+ * Method names by the code llhttp reports for them. `methods` lists the names node:http accepts,
+ * but its positions are not llhttp's codes past the common ones (llhttp's PRI is 34, where
+ * `methods` has QUERY; QUERY is 46, past its end), so the table is learnt from the parser
+ * itself: each name is parsed once and the code it reports recorded. A code not in the table
+ * (PRI, RTSP methods) is node:http's to handle, which knows them all.
+ */
+let methodByCode: Map<number, string> | null = null;
+function methodTable(): Map<number, string> {
+  if (methodByCode !== null) return methodByCode;
+  const table = new Map<number, string>();
+  const p = new HTTPParser();
+  for (const name of methods) {
+    let code = -1;
+    p.initialize(HTTPParser.REQUEST, {}, 1024, 0);
+    p[HTTPParser.kOnHeaders] = ignoreBody;
+    p[HTTPParser.kOnHeadersComplete] = (_a: number, _b: number, _h: unknown, method: number) => { code = method; };
+    p[HTTPParser.kOnBody] = ignoreBody;
+    p[HTTPParser.kOnMessageComplete] = ignoreBody;
+    try { p.execute(Buffer.from(`${name} / HTTP/1.1\r\nHost: a\r\n\r\n`)); } catch { /* not a method llhttp takes */ }
+    if (code >= 0 && !table.has(code)) table.set(code, name);
+  }
+  p.free();
+  return (methodByCode = table);
+}
+
 const END_OF_HEAD = Buffer.from("\r\n\r\n");
 const SWEEP_MS = 1000;
 
@@ -251,8 +277,10 @@ export class LeanConnection implements ResponseSink {
     // One message that used every byte, and whose Content-Length (0 without one) is exactly what
     // followed the head: trailing bytes could otherwise be a second request's beginning.
     if (parsed !== chunk.length || this.messages !== 1 || this.bodyLength !== chunk.length - bodyAt) return this.handOff(chunk);
+    const method = methodTable().get(this.method);
+    if (method === undefined) return this.handOff(chunk);
     this.fresh = false;
-    const req = new LeanRequest(methods[this.method]!, this.url, this.headers!, this.socket, this.bodyLength > 0 ? chunk.subarray(bodyAt) : undefined);
+    const req = new LeanRequest(method, this.url, this.headers!, this.socket, this.bodyLength > 0 ? chunk.subarray(bodyAt) : undefined);
     this.headers = null;
     const res = new LeanResponse(this, req);
     if (!this.keepAlive) res.shouldKeepAlive = false; // Connection: close

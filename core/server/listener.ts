@@ -57,6 +57,8 @@ export function createListener(spec: ListenConfig, limits: Limits, host: Lifecyc
     expectContinue(req);
     handleRequest(req, res);
   }));
+  // An Expect other than 100-continue: node:http would answer 417 itself; prepareRequest does.
+  server.on("checkExpectation", guard.requests(handleRequest));
   server.on("upgrade", guard.takeovers(createUpgradeHandler(host, tls, handleRequest)));
   server.on("connect", guard.takeovers((_req: IncomingMessage, socket: Duplex) => {
     replyErrorRaw(socket, 405, ErrorCodes.METHOD_NOT_ALLOWED, "CONNECT is not allowed", newRequestId());

@@ -268,3 +268,46 @@ for (const listener of LISTENERS) {
 }
 
 Versions.run();
+
+// ---------------------------------------------------------------------------------------------
+const Meaning = suite<Ctx>("parser boundary: a request means the same on both listeners");
+Meaning.before(setUp);
+Meaning.after(tearDown);
+Meaning.before.each(clearSeen);
+
+for (const listener of LISTENERS) {
+  Meaning(`${listener}: a QUERY request is proxied as QUERY (the lean listener read llhttp's method code as an index into another list: a 502)`, async (ctx) => {
+    const r = await send(ctx.weirs[listener], `QUERY /q HTTP/1.1\r\n${H}Content-Length: 0\r\n\r\n`);
+    assert.is(r.answers[0]?.upSeq, 1, JSON.stringify(r.answers[0]));
+    assertForwarded(ctx, ["QUERY /q"]);
+  });
+
+  Meaning(`${listener}: PRI (whose llhttp code the lean listener would have read as QUERY) is never proxied`, async (ctx) => {
+    for (const payload of [`PRI /p HTTP/1.1\r\n${H}\r\n`, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]) await send(ctx.weirs[listener], payload);
+    assertForwarded(ctx, []);
+  });
+
+  Meaning(`${listener}: an Expect other than 100-continue gets Weir's JSON 417 (node:http answered a bare 417)`, async (ctx) => {
+    const r = await send(ctx.weirs[listener], `POST /e HTTP/1.1\r\n${H}Expect: something-else\r\nContent-Length: 2\r\n\r\nok`);
+    assertLocalReply(r.answers[0]!, 417, "WEIR_ERR_EXPECTATION_FAILED");
+    assertForwarded(ctx, []);
+  });
+
+  Meaning(`${listener}: Transfer_Encoding and Content_Length, which CGI-style servers read as the real headers, are 400 (they were forwarded)`, async (ctx) => {
+    for (const field of ["Transfer_Encoding: chunked", "Content_Length: 3", "Transfer--Encoding: chunked", "CONTENT_LENGTH: 3"]) {
+      clearSeen(ctx);
+      const r = await send(ctx.weirs[listener], `POST /u HTTP/1.1\r\n${H}${field}\r\n\r\n`);
+      assertLocalReply(r.answers[0]!, 400, "WEIR_ERR_BAD_REQUEST");
+      assertForwarded(ctx, []);
+    }
+  });
+
+  Meaning(`${listener}: requests read before junk are all answered before the 400 (a request behind a Connection: close one was dropped and answered 400)`, async (ctx) => {
+    const r = await send(ctx.weirs[listener], `GET /one HTTP/1.1\r\n${H}\r\nGET /two HTTP/1.1\r\n${H}Connection: close\r\n\r\nGET /three HTTP/1.1\r\n${H}\r\n`);
+    assert.equal(r.answers.map((a) => a.upSeq === null ? a.status : "up"), ["up", "up"]);
+    assertForwarded(ctx, ["GET /one", "GET /two"]);
+    assert.ok(r.closed);
+  });
+}
+
+Meaning.run();

@@ -25,6 +25,8 @@ export interface ExchangeResult {
   rest: string;
   /** Connecting failed (Weir not listening?). */
   error: string | null;
+  /** How long the exchange took, ms. */
+  elapsedMs: number;
 }
 
 export interface ExchangeOptions {
@@ -60,6 +62,12 @@ export function parseAnswers(buf: Buffer, closed: boolean): { answers: Answer[];
       if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
     }
     let at = end + 4;
+    const seq = headers["x-up-seq"];
+    if (status === 101) {
+      // Switched: what follows is not HTTP any more.
+      answers.push({ status, headers, body: "", upSeq: seq === undefined ? null : Number(seq) });
+      return { answers, rest: Buffer.alloc(0) };
+    }
     if (status < 200) { buf = buf.subarray(at); continue; }
     const looksLikeNext = buf.subarray(at, at + 7).toString("latin1") === "HTTP/1.";
     let body = "";
@@ -95,7 +103,6 @@ export function parseAnswers(buf: Buffer, closed: boolean): { answers: Answer[];
       body = buf.subarray(at).toString("latin1");
       at = buf.length;
     }
-    const seq = headers["x-up-seq"];
     answers.push({ status, headers, body, upSeq: seq === undefined ? null : Number(seq) });
     buf = buf.subarray(at);
   }
@@ -111,7 +118,7 @@ export async function exchange(port: number, parts: (string | Buffer)[], options
     socket.setNoDelay(true);
     await Promise.race([once(socket, "connect"), new Promise((_, reject) => setTimeout(() => reject(new Error("connect timed out")), maxMs))]);
   } catch (err) {
-    return { answers: [], closed: true, rest: "", error: (err as Error).message };
+    return { answers: [], closed: true, rest: "", error: (err as Error).message, elapsedMs: Date.now() - started };
   }
   let buf: Buffer = Buffer.alloc(0);
   let closed = false;
@@ -139,5 +146,5 @@ export async function exchange(port: number, parts: (string | Buffer)[], options
   }
   socket.destroy();
   const { answers, rest } = parseAnswers(buf, closed);
-  return { answers, closed, rest: rest.toString("latin1"), error: null };
+  return { answers, closed, rest: rest.toString("latin1"), error: null, elapsedMs: Date.now() - started };
 }

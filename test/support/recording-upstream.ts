@@ -5,11 +5,13 @@
  * answers came from the upstream and from which request. Anything it cannot parse the way Weir
  * should have framed it (a smuggled request, two framings, a bare LF) is written to `problems`
  * and the connection is closed: a test then knows Weir sent something an upstream could misread.
+ * A WebSocket upgrade is accepted (101, with `x-up-seq`) and the connection then ended.
  * It uses no HTTP library on purpose: node:http would parse it with the same llhttp as Weir.
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
+import { createHash } from "node:crypto";
 
 export interface RecordedRequest {
   /** 1, 2, ... in the order the requests were complete; sent back as `x-up-seq`. */
@@ -38,7 +40,8 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\s]+) HTTP\/1\.1$/;
 const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
 const FIELD_VALUE_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-export async function startRecordingUpstream(): Promise<RecordingUpstream> {
+/** `onRequest` is told of each whole request as it is recorded. */
+export async function startRecordingUpstream(onRequest?: (r: RecordedRequest) => void): Promise<RecordingUpstream> {
   const requests: RecordedRequest[] = [];
   const problems: string[] = [];
   const sockets = new Set<Socket>();
@@ -49,6 +52,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
     socket.on("error", () => undefined);
     let buf: Buffer = Buffer.alloc(0);
     let inBody = false;
+    let switched = false;
     const fail = (why: string, at: number) => {
       problems.push(`${why}: ${JSON.stringify(buf.subarray(Math.max(0, at - 80), at + 80).toString("latin1"))}`);
       if (inBody) partial--;
@@ -57,6 +61,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
     };
     socket.on("close", () => { sockets.delete(socket); if (inBody) partial--; inBody = false; });
     socket.on("data", (d: Buffer) => {
+      if (switched) return; // the new protocol's bytes, not requests
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
       for (;;) {
         const end = buf.indexOf("\r\n\r\n");
@@ -121,7 +126,18 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
         inBody = false;
         partial--;
         const seq = requests.length + 1;
-        requests.push({ seq, method: rl[1]!, target: rl[2]!, headers, body, forwardedFor });
+        const record = { seq, method: rl[1]!, target: rl[2]!, headers, body, forwardedFor };
+        requests.push(record);
+        onRequest?.(record);
+        const upgrade = headers.find(([n]) => n === "upgrade")?.[1];
+        const key = headers.find(([n]) => n === "sec-websocket-key")?.[1];
+        if (upgrade?.toLowerCase() === "websocket" && key !== undefined) {
+          // Switch, say which request it was, and end: the test is about the request, not the stream.
+          const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+          switched = true;
+          socket.end(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\nx-up-seq: ${seq}\r\n\r\n`);
+          return;
+        }
         const text = `up ${seq}`;
         const bodyless = rl[1] === "HEAD";
         socket.write(

@@ -88,6 +88,8 @@ export interface ReplayOptions {
    * it (a server in another process) a case ends on quiet alone.
    */
   serverSockets?: Map<string, Socket>;
+  /** When the upstream last received part of a request from each client address (filled live). */
+  upstreamProgress?: Map<string, number>;
 }
 
 /**
@@ -129,7 +131,7 @@ export async function replay(port: number, cases: CorpusCase[], options: ReplayO
         gapMs: 5,
         // A case with `expect` ends when its answers are in; one without, after a quiet spell
         // long enough for a loaded machine (several test files run at once on two cores).
-        idleMs: c.expect ? 1500 : 600,
+        idleMs: c.expect ? 1500 : 1000,
         maxMs: 8000,
         done: (answers) => {
           if (expectationMet(c, answers) !== true) return false;
@@ -141,7 +143,9 @@ export async function replay(port: number, cases: CorpusCase[], options: ReplayO
         },
         // Never end while a request the upstream received has no answer yet: that answer is on
         // its way (or lost, which the invariants must see, not the timing).
-        mayEnd: (answers) => !closing(answers) && settled() && answers.filter((a) => a.upSeq !== null).length >= proxied(),
+        mayEnd: (answers) => !closing(answers) && settled() && answers.filter((a) => a.upSeq !== null).length >= proxied() &&
+          // A request still streaming to the upstream is not quiet.
+          Date.now() - (options.upstreamProgress?.get(address) ?? 0) >= 600,
       });
       outcomes[i] = { c, address, result, upstream: [] };
     }

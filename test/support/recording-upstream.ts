@@ -40,8 +40,12 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\s]+) HTTP\/1\.1$/;
 const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
 const FIELD_VALUE_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-/** `onRequest` is told of each whole request as it is recorded. */
-export async function startRecordingUpstream(onRequest?: (r: RecordedRequest) => void): Promise<RecordingUpstream> {
+/**
+ * `onRequest` is told of each whole request as it is recorded; `onProgress` of the client
+ * (X-Forwarded-For) whose request is still arriving, each time some of it does (a large body
+ * streamed through a busy proxy takes a while, and is not lost meanwhile).
+ */
+export async function startRecordingUpstream(onRequest?: (r: RecordedRequest) => void, onProgress?: (forwardedFor: string) => void): Promise<RecordingUpstream> {
   const requests: RecordedRequest[] = [];
   const problems: string[] = [];
   const sockets = new Set<Socket>();
@@ -53,6 +57,8 @@ export async function startRecordingUpstream(onRequest?: (r: RecordedRequest) =>
     let buf: Buffer = Buffer.alloc(0);
     let inBody = false;
     let switched = false;
+    /** The client of the request being received on this connection ("" between requests). */
+    let receiving = "";
     const fail = (why: string, at: number) => {
       problems.push(`${why}: ${JSON.stringify(buf.subarray(Math.max(0, at - 80), at + 80).toString("latin1"))}`);
       if (inBody) partial--;
@@ -62,6 +68,7 @@ export async function startRecordingUpstream(onRequest?: (r: RecordedRequest) =>
     socket.on("close", () => { sockets.delete(socket); if (inBody) partial--; inBody = false; });
     socket.on("data", (d: Buffer) => {
       if (switched) return; // the new protocol's bytes, not requests
+      if (receiving !== "") onProgress?.(receiving);
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
       for (;;) {
         const end = buf.indexOf("\r\n\r\n");
@@ -92,7 +99,7 @@ export async function startRecordingUpstream(onRequest?: (r: RecordedRequest) =>
           }
         }
         if (chunked && length !== -1) return fail("both Content-Length and Transfer-Encoding", 0);
-        if (!inBody) { inBody = true; partial++; }
+        if (!inBody) { inBody = true; partial++; receiving = forwardedFor; onProgress?.(receiving); }
         let at = end + 4;
         let body: Buffer;
         if (chunked) {
@@ -124,6 +131,7 @@ export async function startRecordingUpstream(onRequest?: (r: RecordedRequest) =>
         }
         buf = buf.subarray(at);
         inBody = false;
+        receiving = "";
         partial--;
         const seq = requests.length + 1;
         const record = { seq, method: rl[1]!, target: rl[2]!, headers, body, forwardedFor };

@@ -10,7 +10,7 @@ import { ConfigError, ErrorCodes, WeirError } from "../errors.js";
 import { newRequestId } from "../lifecycle/request-id.js";
 import type { Logger } from "../log/logger.js";
 import type { WeirRuntime } from "../server/runtime.js";
-import { VERSION } from "../server/version.js";
+import { VERSION } from "../server/runtime.js";
 import { analyticsHandler } from "./analytics-endpoint.js";
 
 type Handler = (rt: WeirRuntime) => Promise<[number, unknown]> | [number, unknown];

@@ -6,13 +6,14 @@ import { parseArgs } from "node:util";
 import { checkConfig } from "../config/compile.js";
 import { loadForValidation } from "../config/loader.js";
 import type { WeirConfig } from "../config/schema.js";
-import { formatProblem, type ConfigProblem } from "../errors.js";
+import { ConfigError, formatProblem, WeirError, type ConfigProblem } from "../errors.js";
+import type { WeirRuntime } from "../server/runtime.js";
 import { resolve } from "node:path";
 import { workersInFile } from "../cluster/worker-count.js";
 
-// The runtime (undici, the plugin host, isolated-vm) is imported only by the processes that run it
-// (the workers of `weir start`, validate with plugins), so `--help`, `--version` and a config
-// without plugins validate fast and need nothing but the config code.
+// The runtime (undici, the plugin host, isolated-vm) is imported only by the commands that run it,
+// so `--help` and a config without plugins validate fast and need nothing but the config code.
+const runtime = () => import("../server/runtime.js");
 
 const USAGE = `Usage: weir <command> [options]
 
@@ -45,7 +46,7 @@ export async function main(argv: string[], out = process.stdout, err = process.s
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.version) { out.write(`weir ${(await import("../server/version.js")).VERSION}\n`); return 0; }
+  if (values.version) { out.write(`weir ${(await runtime()).VERSION}\n`); return 0; }
   const [command, ...rest] = positionals;
   if (values.help || command === "help" || command === undefined) {
     (command === undefined && !values.help ? err : out).write(USAGE);
@@ -101,10 +102,32 @@ async function pluginProblems(config: WeirConfig, file: string): Promise<ConfigP
   }
 }
 
-/**
- * `weir start` always runs a primary that owns the listening sockets and supervises the workers
- * (one by default): a worker that dies is replaced while connections wait in the primary.
- */
 async function start(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  return (await import("../cluster/primary.js")).runPrimary(file, workersInFile(file), out, err);
+  const workers = workersInFile(file);
+  if (workers > 1) return (await import("../cluster/primary.js")).runPrimary(file, workers, out, err);
+  let rt: WeirRuntime;
+  try {
+    rt = await (await runtime()).WeirRuntime.start({ configFile: file, watchConfig: true });
+  } catch (e) {
+    // The file named as the user gave it, as validate does (the runtime works with its absolute path).
+    if (e instanceof ConfigError) { for (const p of e.problems) err.write(formatProblem(p.file === resolve(file) ? { ...p, file } : p) + "\n"); return 1; }
+    if (e instanceof WeirError) { err.write(`weir: ${e.message} [${e.code}]\n`); return 1; }
+    throw e;
+  }
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      out.write(`weir: ${signal} received, finishing in-flight requests\n`);
+      rt.stop().then(() => { out.write("weir: stopped\n"); resolveExit(0); }, (e) => { err.write(`weir: ${e}\n`); resolveExit(1); });
+    };
+    // Handlers first, then the lines a supervisor waits for: a signal sent as soon as it reads
+    // "listening" must find them installed (it used to kill the process outright).
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    const { listen, admin } = rt.addresses();
+    for (const url of listen) out.write(`weir: listening on ${url}\n`);
+    if (admin) out.write(`weir: admin API on ${admin}\n`);
+  });
 }

@@ -3,7 +3,6 @@
  * carries an id; the answer carries the same id.
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
-import type { ConnectionMessage } from "./connection-dispatch.js";
 
 /**
  * The store a worker uses without `store.redis` lives in the primary (store-host.ts): a worker
@@ -15,9 +14,6 @@ export type StoreRequest = { weir: "store"; id: number; op: StoreOp; args: (stri
 export type StoreReply = { weir: "store"; id: number; ok?: unknown; error?: string };
 
 export type ToWorker =
-  | ConnectionMessage
-  /** The standby takes the place of a worker that died: it serves from now on. */
-  | { weir: "activate" }
   | { weir: "reload"; id: number }
   | { weir: "metrics"; id: number }
   | { weir: "admin"; id: number; method: string; path: string }

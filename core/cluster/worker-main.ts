@@ -1,12 +1,10 @@
 /**
- * A worker process of `weir start` (see primary.ts). It runs a whole Weir runtime on the
- * primary's listening sockets (the primary hands it each connection, connection-dispatch.ts),
- * without an admin server or a config watcher: the primary has those, and asks the worker over
- * IPC to reload, for its metrics, and for the admin answers that only a runtime knows (/routes,
- * /upstreams, /plugins, /status). With several workers and no `store.redis` its store is the
- * primary's (ipc-store.ts), so every worker counts the same limits.
+ * A worker process of `workers: N` (see primary.ts). It runs a whole Weir runtime on the shared
+ * listeners (node:cluster hands it connections), without an admin server or a config watcher:
+ * the primary has those, and asks the worker over IPC to reload, for its metrics, and for the
+ * admin answers that only a runtime knows (/routes, /upstreams, /plugins, /status). Without
+ * `store.redis` its store is the primary's (ipc-store.ts), so every worker counts the same limits.
  */
-import type { Socket } from "node:net";
 import { ConfigError, formatProblem, WeirError } from "../errors.js";
 import { createLogger } from "../log/logger.js";
 import { runtimeAdmin } from "../admin/admin-server.js";
@@ -21,12 +19,7 @@ async function main(): Promise<void> {
   const log = createLogger().child({ worker: index });
   let rt: WeirRuntime;
   try {
-    rt = await WeirRuntime.start({
-      configFile, logger: log, admin: false, watchConfig: false,
-      clusterWorker: process.env.WEIR_SHARED_STORE === "1",
-      standby: process.env.WEIR_STANDBY === "1",
-      acceptFromPrimary: { listen: JSON.parse(process.env.WEIR_LISTEN_URLS ?? "[]") as string[] },
-    });
+    rt = await WeirRuntime.start({ configFile, logger: log, admin: false, watchConfig: false, clusterWorker: true });
   } catch (e) {
     if (e instanceof ConfigError) for (const p of e.problems) process.stderr.write(formatProblem(p) + "\n");
     else if (e instanceof WeirError) process.stderr.write(`weir: ${e.message} [${e.code}]\n`);
@@ -47,15 +40,8 @@ async function main(): Promise<void> {
   // The primary is gone (killed): nobody will hand us connections or restart us; drain and leave.
   process.on("disconnect", stop);
 
-  process.on("message", (m: ToWorker, handle?: unknown) => {
+  process.on("message", (m: ToWorker) => {
     switch (m.weir) {
-      case "connection":
-        // A connection the client closed before it got here arrives without its socket.
-        if (handle) rt.accept(m.listener, handle as Socket);
-        break;
-      case "activate":
-        rt.activate();
-        break;
       case "reload":
         rt.reload().then(
           (gen) => send({ weir: "reloaded", id: m.id, generation: gen.id }),

@@ -73,11 +73,6 @@ export interface WeirConfig {
   /** Grace period for in-flight requests on SIGTERM/SIGINT. Default 10s. */
   shutdownTimeout?: Duration;
   workers?: "auto" | number;
-  /**
-   * Keep one more worker started and idle, so that a worker that dies is replaced at once (a
-   * worker takes about a second to start). Default true.
-   */
-  standbyWorker?: boolean;
   log?: { level?: "trace" | "debug" | "info" | "warn" | "error" | "silent"; access?: boolean };
   upstreams?: Record<string, UpstreamConfig>;
   routes?: RouteConfig[];
@@ -122,7 +117,6 @@ export const configSchema = closed({
   }),
   shutdownTimeout: duration,
   workers: { description: "\"auto\" or a number of worker processes (1-256)", anyOf: [{ const: "auto" }, { type: "integer", minimum: 1, maximum: 256 }] },
-  standbyWorker: { type: "boolean" },
   log: closed({ level: { enum: ["trace", "debug", "info", "warn", "error", "silent"] }, access: { type: "boolean" } }),
   upstreams: {
     type: "object",

@@ -4,13 +4,12 @@
  * swaps the pointer; a failed reload changes nothing.
  */
 import type { Server } from "node:http";
-import type { Socket } from "node:net";
 import type { InboundRequest } from "../lifecycle/client-messages.js";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { resolve } from "node:path";
 import { checkConfig, compileGeneration } from "../config/compile.js";
-import { PluginHost, type QuarantineEntry } from "../plugin-host/plugin-host.js";
+import { PluginHost } from "../plugin-host/plugin-host.js";
 import type { KeyValueStore } from "../store/key-value-store.js";
 import { MemoryStore, type StoreStats } from "../store/memory-store.js";
 import { STORE_DEFAULTS, storeBounds, type StoreBounds } from "../store/bounded-map.js";
@@ -18,7 +17,6 @@ import { RedisStore } from "../store/redis-store.js";
 import { IpcStore } from "../cluster/ipc-store.js";
 import type { Generation } from "../config/generation.js";
 import { loadConfigFile } from "../config/loader.js";
-import { listenSpecs } from "../config/listen-specs.js";
 import type { ListenConfig, WeirConfig } from "../config/schema.js";
 import { ConfigError, ErrorCodes, WeirError } from "../errors.js";
 import type { LifecycleHost } from "../lifecycle/handle-request.js";
@@ -52,22 +50,9 @@ export interface StartOptions {
    * store is the primary's (IpcStore), shared by every worker, instead of this process's own.
    */
   clusterWorker?: boolean;
-  /**
-   * The listening sockets are the primary's (core/cluster/primary.ts): the listeners are built but
-   * never listen; the primary hands each connection over (`accept`). These are the URLs it listens
-   * on, for /status.
-   */
-  acceptFromPrimary?: { listen: string[] };
-  /**
-   * A standby worker: everything is started (plugins loaded, generation compiled) but it gets no
-   * connection and runs no health check until the primary promotes it (`activate`).
-   */
-  standby?: boolean;
-  /** Plugin versions held back from the start (the primary's quarantine list). */
-  quarantine?: QuarantineEntry[];
 }
 
-export { VERSION } from "./version.js";
+export const VERSION = "0.1.0";
 
 export class WeirRuntime implements LifecycleHost {
   generation!: Generation;
@@ -87,10 +72,6 @@ export class WeirRuntime implements LifecycleHost {
   private storeUrl: string | undefined;
   private storeBounds: StoreBounds = STORE_DEFAULTS;
   private readonly clusterWorker: boolean;
-  /** The primary's listen URLs when it owns the sockets, else null (this process listens). */
-  private readonly primaryListen: string[] | null;
-  /** A standby worker runs no health checks until it is promoted. */
-  private standby: boolean;
   readonly plugins: PluginHost;
   /** Active health checkers, one per target of a live generation (they survive reloads). */
   readonly health: HealthCheckers;
@@ -111,8 +92,6 @@ export class WeirRuntime implements LifecycleHost {
     this.logGiven = options.logger !== undefined;
     this.accessDestination = options.accessLog;
     this.clusterWorker = options.clusterWorker === true;
-    this.primaryListen = options.acceptFromPrimary?.listen ?? null;
-    this.standby = options.standby === true;
     this.store = this.localStore();
     this.health = new HealthCheckers(this.log);
     this.metrics = new WeirMetrics(this);
@@ -127,7 +106,6 @@ export class WeirRuntime implements LifecycleHost {
   /** Loads the config, starts every listener and the admin server. Throws ConfigError or WeirError. */
   static async start(options: StartOptions): Promise<WeirRuntime> {
     const rt = new WeirRuntime(options);
-    if (options.quarantine?.length) rt.plugins.setQuarantine(options.quarantine);
     const config = loadConfigFile(rt.configFile, rt.env);
     rt.applyLogSettings(config);
     rt.generation = await rt.compile(config);
@@ -135,10 +113,7 @@ export class WeirRuntime implements LifecycleHost {
     try {
       for (const spec of listenSpecs(config)) {
         const listener = createListener(spec, rt.generation.limits, rt);
-        if (rt.primaryListen === null) await listen(listener.server, spec.port, spec.host ?? "0.0.0.0");
-        // node:http starts tracking connections (request and header timeouts, idle closing) and
-        // the lean listener its keep-alive sweep on 'listening': the primary listens for us.
-        else listener.server.emit("listening");
+        await listen(listener.server, spec.port, spec.host ?? "0.0.0.0");
         rt.listeners.push({ ...listener, spec });
       }
       if (config.admin !== false && options.admin !== false) {
@@ -329,7 +304,6 @@ export class WeirRuntime implements LifecycleHost {
 
   /** Health checkers follow the live generations, newest first (its settings win). */
   private syncHealth(): void {
-    if (this.standby) return;
     this.health.sync([this.generation, ...[...this.retired].reverse()]);
   }
 
@@ -359,27 +333,10 @@ export class WeirRuntime implements LifecycleHost {
     return any ? { served, handedOff } : null;
   }
 
-  /** A standby worker takes over from one that died: its health checks start now. */
-  activate(): void {
-    if (!this.standby) return;
-    this.standby = false;
-    this.syncHealth();
-  }
-
-  /**
-   * A connection the primary accepted on listener `index` (in `listen:` order): served as if this
-   * process had accepted it. During the drain it is closed: the primary has stopped accepting.
-   */
-  accept(index: number, socket: Socket): void {
-    const listener = this.listeners[index];
-    if (listener === undefined || this.draining) { socket.destroy(); return; }
-    listener.server.emit("connection", socket);
-  }
-
   /** Where the listeners and the admin server are, as URLs. */
   addresses(): { listen: string[]; admin: string | null } {
     return {
-      listen: this.primaryListen ?? this.listeners.map(({ server, spec }) => urlOf(server, spec.tls ? "https" : "http")),
+      listen: this.listeners.map(({ server, spec }) => urlOf(server, spec.tls ? "https" : "http")),
       admin: this.admin ? urlOf(this.admin.server, "http") : null,
     };
   }
@@ -408,6 +365,11 @@ export class WeirRuntime implements LifecycleHost {
     await this.store.close();
     this.accessLogger?.flush();
   }
+}
+
+function listenSpecs(config: WeirConfig): ListenConfig[] {
+  if (config.listen === undefined) return [{ port: 8080, host: "0.0.0.0" }];
+  return Array.isArray(config.listen) ? config.listen : [config.listen];
 }
 
 async function listen(server: Server, port: number, host: string): Promise<void> {

@@ -29,22 +29,8 @@ export function killGroup(child: ChildProcess): void {
   try { process.kill(-child.pid, "SIGKILL"); } catch { /* already gone */ }
 }
 
-export interface RunOptions {
-  /** Extra environment variables. */
-  env?: Record<string, string>;
-  /**
-   * Start it under `ulimit -c 0`: a test that makes a worker abort (SIGABRT) must not leave a core
-   * file behind on a machine where core dumps are on.
-   */
-  noCoreDumps?: boolean;
-}
-
-export function runWeir(args: string[], options: RunOptions = {}): CliProcess {
-  const argv = [join(ROOT, "bin", "weir.js"), ...args];
-  const env = { ...process.env, NO_COLOR: "1", ...options.env };
-  const child = options.noCoreDumps
-    ? spawn("/bin/sh", ["-c", 'ulimit -c 0; exec "$0" "$@"', process.execPath, ...argv], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env })
-    : spawn(process.execPath, argv, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env });
+export function runWeir(args: string[]): CliProcess {
+  const child = spawn(process.execPath, [join(ROOT, "bin", "weir.js"), ...args], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
   running.add(child);
   let text = "";
   const waiters = new Set<() => void>();

@@ -194,7 +194,9 @@ export async function testPluginProject(project: string, out: NodeJS.WritableStr
     logLevel: "warning",
   });
   const files = readdirSync(outDir).filter((f) => f.endsWith(".mjs")).map((f) => join(outDir, f));
-  const r = spawnSync(process.execPath, ["--no-node-snapshot", "--test", ...files], { cwd: project, encoding: "utf8" });
+  // TAP on every Node line: node:test's default reporter for a pipe is TAP on Node 20 and "spec"
+  // from Node 22 on, and scripts read the `# pass N` / `# fail N` lines.
+  const r = spawnSync(process.execPath, ["--no-node-snapshot", "--test", "--test-reporter=tap", ...files], { cwd: project, encoding: "utf8" });
   out.write(r.stdout);
   err.write(r.stderr);
   rmSync(outDir, { recursive: true, force: true });

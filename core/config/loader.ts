@@ -152,11 +152,14 @@ function yamlHint(text: string, line: number | undefined): string {
 
 /** V8 names a JSON error's offset ("at position 22"); people look for a line and a column. */
 function withLineOf(text: string, message: string): string {
-  const m = /at position (\d+)/.exec(message);
-  if (!m || /line \d+/.test(message)) return message;
+  // Node 22 and 24 (their V8) already end the message with "(line L column C)", Node 20 gives only
+  // the position: one form on every Node line.
+  const bare = message.replace(/\s*\(line \d+ column \d+\)$/, "");
+  const m = /at position (\d+)/.exec(bare);
+  if (!m) return message;
   const before = text.slice(0, Number(m[1]));
   const line = before.split("\n").length;
-  return `${message} (line ${line}, column ${before.length - before.lastIndexOf("\n")})`;
+  return `${bare} (line ${line}, column ${before.length - before.lastIndexOf("\n")})`;
 }
 
 /** "/routes/0/match/path" -> "routes[0].match.path" */
